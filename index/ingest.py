@@ -1,0 +1,166 @@
+"""Documents -> chunks -> vectors -> index, in batches that each land whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from index.chunking import Chunk, Chunker, embedding_text
+from index.documents import Document
+from index.readers import ReadProblem, read_path
+from index.store import IndexStore, Manifest
+from index.vectors import TextEncoder
+
+logger = logging.getLogger(__name__)
+
+ProgressHook = Callable[[int, int], None]
+"""Called with (chunks embedded so far, chunks to embed in all)."""
+
+# Documents are committed in batches of about this many chunks: a crash loses at most the batch
+# being embedded, and each commit rewrites the FAISS file only once per batch.
+COMMIT_EVERY_CHUNKS = 512
+
+
+class IngestedDocument(BaseModel):
+    doc_id: str
+    title: str
+    section: str | None
+    chunks: int
+    status: Literal["added", "updated", "unchanged"]
+
+
+class IngestReport(BaseModel):
+    documents: list[IngestedDocument]
+    problems: list[ReadProblem]
+
+
+class Indexer:
+    """Adds documents to an index: chunks them, embeds the chunks and stores both."""
+
+    def __init__(self, store: IndexStore, encoder: TextEncoder, chunker: Chunker) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.chunker = chunker
+
+    def ingest_paths(
+        self,
+        paths: Sequence[Path],
+        format: Literal["auto", "report", "text", "jsonl", "pdf"] = "auto",
+        on_progress: ProgressHook | None = None,
+    ) -> IngestReport:
+        documents: list[Document] = []
+        problems: list[ReadProblem] = []
+        for path in paths:
+            result = read_path(Path(path), format=format)
+            documents.extend(result.documents)
+            problems.extend(result.problems)
+        for problem in problems:
+            logger.warning(
+                "Skipped %s%s: %s",
+                problem.source,
+                f":{problem.line}" if problem.line else "",
+                problem.message,
+            )
+        return IngestReport(documents=self.add(documents, on_progress), problems=problems)
+
+    def add(
+        self, documents: Iterable[Document], on_progress: ProgressHook | None = None
+    ) -> list[IngestedDocument]:
+        """Index `documents`; one already indexed unchanged is not embedded again."""
+        pending: list[_Pending] = []
+        results: list[IngestedDocument] = []
+        for document in documents:
+            content_hash = self._content_hash(document)
+            stored = self.store.find_document(document.doc_id)
+            if stored is not None and stored.content_hash == content_hash:
+                chunks = len(self.store.chunk_vectors(document.doc_id))
+                results.append(_ingested(document, chunks, "unchanged"))
+                continue
+            status = "updated" if stored is not None else "added"
+            pending.append(_Pending(document, content_hash, self.chunker.split(document), status))
+        progress = _Progress(sum(len(item.chunks) for item in pending), on_progress)
+        for batch in _batches(pending, COMMIT_EVERY_CHUNKS):
+            self.store.upsert_many(self._embed(batch, progress))
+            results.extend(_ingested(item.document, len(item.chunks), item.status) for item in batch)
+        return results
+
+    def reindex(self, on_progress: ProgressHook | None = None) -> list[IngestedDocument]:
+        """Re-chunk and re-embed every stored document with the current chunker and model.
+
+        The new vectors replace the old ones in one transaction at the end, so an interrupted
+        reindex leaves the index as it was.
+        """
+        pending = [
+            _Pending(document, self._content_hash(document), self.chunker.split(document), "updated")
+            for document in self.store.iter_documents()
+        ]
+        progress = _Progress(sum(len(item.chunks) for item in pending), on_progress)
+        manifest = Manifest(
+            model=self.encoder.name, dimension=self.encoder.dimension, chunking=self.chunker.settings
+        )
+        self.store.replace_all(manifest, self._embed(pending, progress))
+        return [_ingested(item.document, len(item.chunks), item.status) for item in pending]
+
+    def _embed(
+        self, batch: list[_Pending], progress: _Progress
+    ) -> list[tuple[Document, str, list[Chunk], np.ndarray]]:
+        texts = [embedding_text(item.document, chunk) for item in batch for chunk in item.chunks]
+        vectors = self.encoder.encode_passages(texts, on_progress=progress.advance)
+        items, offset = [], 0
+        for item in batch:
+            items.append(
+                (item.document, item.content_hash, item.chunks, vectors[offset : offset + len(item.chunks)])
+            )
+            offset += len(item.chunks)
+        return items
+
+    def _content_hash(self, document: Document) -> str:
+        # The model and chunking are part of the hash: changing either makes a document stale.
+        material = "\x1f".join(
+            (document.model_dump_json(), self.encoder.name, self.chunker.settings.model_dump_json())
+        )
+        return hashlib.sha1(material.encode()).hexdigest()
+
+
+@dataclass
+class _Pending:
+    document: Document
+    content_hash: str
+    chunks: list[Chunk]
+    status: Literal["added", "updated"]
+
+
+class _Progress:
+    def __init__(self, total: int, hook: ProgressHook | None) -> None:
+        self.total, self.done, self.hook = total, 0, hook
+        if hook:
+            hook(0, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.hook:
+            self.hook(self.done, self.total)
+
+
+def _batches(items: list[_Pending], max_chunks: int) -> Iterator[list[_Pending]]:
+    batch: list[_Pending] = []
+    for item in items:
+        batch.append(item)
+        if sum(len(i.chunks) for i in batch) >= max_chunks:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ingested(document: Document, chunks: int, status: str) -> IngestedDocument:
+    return IngestedDocument(
+        doc_id=document.doc_id, title=document.title, section=document.section, chunks=chunks, status=status
+    )

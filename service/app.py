@@ -1,0 +1,61 @@
+"""The FastAPI application, built by `create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.resources import Resources
+from service.routes import documents, health, search
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).parent / "web" / "static"
+
+DESCRIPTION = """
+Ask questions in Chinese or English over indexed articles; get the ranked passages that hold
+the answer, each with a citation (title, section, page and the exact character span in the
+article's text).
+"""
+
+
+def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
+    """Build the app. Without `resources` the model and index are loaded at startup from `settings`
+    (tests pass resources built around a fake or preloaded encoder)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = resources is None
+        app.state.resources = resources or await run_in_threadpool(Resources.load, settings)
+        logger.info("CiteQA ready: model %s", app.state.resources.encoder.name)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.resources.close()
+
+    app = FastAPI(
+        title="CiteQA",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.metrics.install(app)
+    install_error_handlers(app)
+    app.include_router(search.router)
+    app.include_router(documents.router)
+    app.include_router(health.router)
+    if WEB_ROOT.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
+    return app

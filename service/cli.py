@@ -1,0 +1,287 @@
+"""The `citeqa` command: ingest, search, serve and manage an index from the terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from embeddings.embedded import EmbeddedModelError
+from index.errors import IndexStoreError
+from index.ingest import IngestReport, ProgressHook
+from index.search import SearchFilters, SearchResult
+from service.highlight import highlight_terms
+from service.resources import Resources
+from service.settings import Settings
+
+app = typer.Typer(
+    name="citeqa",
+    help="CiteQA: ask questions over your articles and get passages with exact citations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+console = Console()
+errors = Console(stderr=True)
+logger = logging.getLogger("citeqa")
+
+Format = Literal["auto", "report", "text", "jsonl", "pdf"]
+
+
+class CliError(Exception):
+    """A failure the user can fix; printed without a traceback."""
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=errors, show_path=False, rich_tracebacks=False)],
+    )
+    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CITEQA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise CliError(f"Invalid settings: {problems}") from None
+
+
+@contextlib.contextmanager
+def _resources(*, rebuild: bool = False) -> Iterator[Resources]:
+    resources = Resources.load(_settings(), show_progress=True, rebuild=rebuild)
+    try:
+        yield resources
+    finally:
+        resources.close()
+
+
+@contextlib.contextmanager
+def _embedding_progress(description: str) -> Iterator[ProgressHook]:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def hook(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield hook
+
+
+def _print_ingest_report(report: IngestReport) -> None:
+    table = Table(title="Ingested", show_lines=False)
+    for column in ("status", "doc_id", "section", "title", "chunks"):
+        table.add_column(column, overflow="fold")
+    for doc in report.documents:
+        table.add_row(doc.status, doc.doc_id, doc.section or "", doc.title, str(doc.chunks))
+    console.print(table)
+    for problem in report.problems:
+        where = f"{problem.source}:{problem.line}" if problem.line else problem.source
+        errors.print(f"[yellow]skipped[/] {escape(where)}: {escape(problem.message)}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt, .md, .jsonl, .pdf).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="auto, report, text, jsonl or pdf.")] = "auto",
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if the index holds documents.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read articles from files and add them to the index (same id: replaced; unchanged: skipped)."""
+    if format not in ("auto", "report", "text", "jsonl", "pdf"):
+        raise CliError(f"--format {format!r} is not one of auto, report, text, jsonl, pdf.")
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise CliError(f"No such file or folder: {', '.join(missing)}")
+    with _resources() as resources:
+        documents, _ = resources.store.counts()
+        if if_empty and documents:
+            errors.print(f"The index already holds {documents} documents; nothing ingested (--if-empty).")
+            return
+        with _embedding_progress("Embedding") as hook:
+            report = resources.indexer.ingest_paths(paths, format=format, on_progress=hook)  # type: ignore[arg-type]
+    if json_output:
+        console.print_json(report.model_dump_json())
+    else:
+        _print_ingest_report(report)
+    if not report.documents:
+        raise CliError("No article could be read from the given paths.")
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to return.")] = 5,
+    section: Annotated[
+        list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
+    ] = None,
+    doc_id: Annotated[
+        list[str] | None, typer.Option("--doc-id", help="Only this document (repeatable).")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print exactly the API's response body.")
+    ] = False,
+) -> None:
+    """Print the passages that answer QUESTION, with their citations."""
+    if not question.strip():
+        raise CliError("The question is empty.")
+    if len(question) > 2000:
+        raise CliError("The question is longer than 2000 characters.")
+    filters = SearchFilters(sections=section or [], doc_ids=doc_id or [])
+    with _resources() as resources:
+        result = resources.searcher.search(question.strip(), top_k=top_k, filters=filters)
+    if json_output:
+        typer.echo(result.model_dump_json())
+    else:
+        _print_search_result(result)
+
+
+def _print_search_result(result: SearchResult) -> None:
+    if not result.passages:
+        console.print("No passages found. Is the index empty? Add articles with `citeqa ingest PATH`.")
+        return
+    for passage in result.passages:
+        citation = passage.citation
+        page = f"p. {citation.page}" if citation.page is not None else "page unknown"
+        header = (
+            f"[bold cyan]#{passage.rank}[/]  [dim]score {passage.score:.3f}[/]  "
+            f"[bold]《{escape(citation.title)}》[/]  {escape(citation.section or '')}  {page}"
+        )
+        console.print(header)
+        console.print(highlight_terms(passage.text, result.question), soft_wrap=True)
+        console.print(
+            f"[dim]{escape(citation.source)} · {citation.doc_id} · "
+            f"chars {citation.char_start}–{citation.char_end}[/]"
+        )
+        console.print()
+    console.print(f"[dim]{len(result.passages)} passages in {result.took_ms:.0f} ms[/]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default CITEQA_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CITEQA_PORT, 8000).")] = None,
+    ingest_if_empty: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ingest-if-empty", help="Index these files first when the index is empty (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API and the web tool with uvicorn (docs at /docs)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    with _resources() as resources:
+        if ingest_if_empty and resources.store.counts()[0] == 0:
+            with _embedding_progress("Indexing") as hook:
+                report = resources.indexer.ingest_paths(ingest_if_empty, on_progress=hook)
+            logger.info(
+                "Indexed %d documents from %s", len(report.documents), ", ".join(map(str, ingest_if_empty))
+            )
+        uvicorn.run(
+            create_app(settings, resources),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+        )
+
+
+@app.command()
+def documents(
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the indexed documents."""
+    settings = _settings()
+    with _resources() as resources:
+        summaries = resources.store.list_documents()
+    if json_output:
+        typer.echo(
+            json.dumps(
+                [s.model_dump(include={"doc_id", "title", "section", "page", "chunks"}) for s in summaries],
+                ensure_ascii=False,
+            )
+        )
+        return
+    table = Table(title=f"{len(summaries)} documents in {settings.data_dir}")
+    for column in ("doc_id", "section", "page", "title", "chunks"):
+        table.add_column(column, overflow="fold")
+    for s in summaries:
+        table.add_row(
+            s.doc_id, s.section or "", "" if s.page is None else str(s.page), s.title, str(s.chunks)
+        )
+    console.print(table)
+
+
+@app.command()
+def delete(doc_id: Annotated[str, typer.Argument(help="The id shown by `citeqa documents`.")]) -> None:
+    """Remove a document and its vectors from the index."""
+    with _resources() as resources:
+        resources.store.delete(doc_id)
+    console.print(f"Deleted {doc_id}.")
+
+
+@app.command()
+def reindex() -> None:
+    """Re-chunk and re-embed every stored document (after changing the model or chunk settings)."""
+    with _resources(rebuild=True) as resources, _embedding_progress("Re-embedding") as hook:
+        results = resources.indexer.reindex(on_progress=hook)
+    console.print(f"Re-indexed {len(results)} documents ({sum(r.chunks for r in results)} chunks).")
+
+
+@model_app.command("prepare")
+def model_prepare() -> None:
+    """Prepare the embedding model (converts the bundled model once) and check that it loads."""
+    from embeddings.encoder import Encoder
+
+    settings = _settings()
+    encoder = Encoder(
+        settings.embedding_model,
+        cache_dir=settings.model_cache,
+        batch_size=settings.batch_size,
+        show_progress=True,
+    )
+    encoder.load()
+    console.print(f"Model ready: {encoder.name} (dimension {encoder.dimension}).")
+
+
+def run() -> None:
+    """Entry point: user errors end with a message and exit code 1, not a traceback."""
+    try:
+        app()
+    except (CliError, IndexStoreError, EmbeddedModelError) as exc:
+        errors.print(f"[bold red]Error:[/] {escape(str(exc))}")
+        raise SystemExit(1) from None

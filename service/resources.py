@@ -1,0 +1,58 @@
+"""The long-lived parts of a CiteQA process, built once from settings and passed to who needs them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from index.chunking import Chunker
+from index.ingest import Indexer
+from index.search import Searcher
+from index.store import IndexStore, Manifest
+from index.vectors import TextEncoder
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    encoder: TextEncoder
+    store: IndexStore
+    searcher: Searcher
+    indexer: Indexer
+
+    @classmethod
+    def load(cls, settings: Settings, *, show_progress: bool = False, rebuild: bool = False) -> Resources:
+        """Load the model and open the index; `rebuild` accepts an index built with another model."""
+        # Imported here: sentence-transformers takes seconds to import, and only this path needs it.
+        from embeddings.encoder import Encoder
+
+        encoder = Encoder(
+            settings.embedding_model,
+            cache_dir=settings.model_cache,
+            batch_size=settings.batch_size,
+            quantize=settings.quantize,
+            show_progress=show_progress,
+        )
+        encoder.load()
+        return cls.from_encoder(settings, encoder, rebuild=rebuild)
+
+    @classmethod
+    def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
+        chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+        manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
+        store = IndexStore.open(settings.data_dir, manifest, rebuild=rebuild)
+        documents, chunks = store.counts()
+        logger.info("Index %s: %d documents, %d chunks", settings.data_dir, documents, chunks)
+        return cls(
+            settings=settings,
+            encoder=encoder,
+            store=store,
+            searcher=Searcher(store, encoder),
+            indexer=Indexer(store, encoder, chunker),
+        )
+
+    def close(self) -> None:
+        self.store.close()

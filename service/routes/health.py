@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from service.deps import ResourcesDep
+
+router = APIRouter(tags=["health"])
+
+
+class Alive(BaseModel):
+    status: str = "ok"
+
+
+class Ready(BaseModel):
+    status: str = "ready"
+    model: str
+    dimension: int
+    documents: int
+    chunks: int
+    sections: list[str]
+
+
+@router.get("/healthz", response_model=Alive, summary="The process is up")
+def healthz() -> Alive:
+    return Alive()
+
+
+@router.get("/readyz", response_model=Ready, summary="Model loaded and index open", responses={503: {}})
+def readyz(resources: ResourcesDep) -> Ready:
+    documents, chunks = resources.store.counts()
+    return Ready(
+        model=resources.encoder.name,
+        dimension=resources.encoder.dimension,
+        documents=documents,
+        chunks=chunks,
+        sections=resources.store.sections(),
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    return request.app.state.metrics.response()

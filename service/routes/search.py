@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from index.search import SearchFilters, SearchResult
+from service.deps import ResourcesDep
+from service.errors import ServiceError
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+class SearchRequest(BaseModel):
+    question: str = Field(
+        min_length=1, max_length=2000, description="The question, in Chinese or English (1–2000 characters)."
+    )
+    top_k: int = Field(default=5, ge=1, le=50, description="How many passages to return (1–50).")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"question": "How many 5G base stations has China built?", "top_k": 5},
+                {
+                    "question": "近一个月工信部开展了多少次5G调研？",
+                    "top_k": 3,
+                    "filters": {"sections": ["产业环境"]},
+                },
+            ]
+        }
+    }
+
+
+@router.post("/search", response_model=SearchResult, summary="Ranked passages that answer a question")
+def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
+    """Embed the question, search the index and return the top passages, each with its citation.
+
+    `citation.char_start`/`char_end` locate the passage exactly in the article's text
+    (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
+    """
+    question = request.question.strip()
+    if not question:
+        raise ServiceError("question is blank: send a question with at least one visible character.")
+    return resources.searcher.search(question, top_k=request.top_k, filters=request.filters)

@@ -1,0 +1,61 @@
+"""All configuration, read once from `CITEQA_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = PROJECT_ROOT / "data" / "sample"
+
+
+class Settings(BaseSettings):
+    """CiteQA settings. Every field can be set as `CITEQA_<FIELD>` (e.g. `CITEQA_DATA_DIR`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "index",
+        description="Folder that holds the index (SQLite documents + FAISS vectors + manifest).",
+    )
+    embedding_model: str = Field(
+        default="embedded",
+        description="'embedded' (the bundled multilingual-e5-small) or a sentence-transformers folder/name.",
+    )
+    model_cache: Path = Field(
+        default=PROJECT_ROOT / "var" / "models",
+        description="Where the embedded model is prepared once.",
+    )
+    quantize: bool = Field(
+        default=False, description="Dynamic int8 quantisation of the model (faster, ~0.98 cosine)."
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Passages encoded per batch.")
+    chunk_size: int = Field(
+        default=300, ge=50, le=600, description="Maximum characters in a chunk (passage)."
+    )
+    chunk_overlap: int = Field(default=60, ge=0, description="Characters shared by neighbouring chunks.")
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
+    sample_corpus: Path = Field(
+        default=SAMPLE_CORPUS, description="Indexed by `citeqa serve --sample` when the index is empty."
+    )
+    max_upload_mb: int = Field(default=50, ge=1, description="Largest file accepted by POST /v1/documents.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"CITEQA_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
+                f"CITEQA_CHUNK_SIZE ({self.chunk_size})."
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,162 @@
+"""The HTTP contract, in process with a fake encoder (the real server and model: test_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.resources import Resources
+from service.settings import Settings
+from tests.fakes import FakeEncoder
+
+ARTICLES = [
+    {"title": "云服务市场驾云腾飞", "text": "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。", "section": "产业环境"},
+    {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，手机芯片供不应求。", "section": "技术情报", "doc_id": "chips"},
+]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path / "index", chunk_size=100, chunk_overlap=10, max_upload_mb=1)
+    resources = Resources.from_encoder(settings, FakeEncoder())
+    with TestClient(create_app(settings, resources)) as test_client:
+        yield test_client
+    resources.close()
+
+
+def _upload(client: TestClient, name: str, content: bytes):
+    return client.post("/v1/documents", files=[("files", (name, content, "application/octet-stream"))])
+
+
+def _jsonl(articles: list[dict]) -> bytes:
+    return "\n".join(json.dumps(a, ensure_ascii=False) for a in articles).encode()
+
+
+def test_uploaded_articles_are_searchable_with_citations(client: TestClient) -> None:
+    uploaded = _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    assert uploaded.status_code == 201
+    assert [d["status"] for d in uploaded.json()["documents"]] == ["added", "added"]
+
+    response = client.post("/v1/search", json={"question": "晶圆代工产能紧张吗？", "top_k": 1})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["question"] == "晶圆代工产能紧张吗？"
+    assert isinstance(body["took_ms"], float)
+    [passage] = body["passages"]
+    assert passage["rank"] == 1
+    assert passage["citation"] == {
+        "doc_id": "chips",
+        "title": "晶圆代工吃紧",
+        "section": "技术情报",
+        "page": None,
+        "source": "articles.jsonl",
+        "char_start": 0,
+        "char_end": len(ARTICLES[1]["text"]),
+    }
+    document = client.get("/v1/documents/chips").json()
+    assert document["text"][passage["citation"]["char_start"] : passage["citation"]["char_end"]] == passage["text"]
+
+
+def test_documents_are_listed_and_deleted(client: TestClient) -> None:
+    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    listed = client.get("/v1/documents").json()
+    assert listed["total"] == 2
+    assert {d["title"] for d in listed["documents"]} == {"云服务市场驾云腾飞", "晶圆代工吃紧"}
+    assert client.delete("/v1/documents/chips").json() == {"doc_id": "chips", "deleted": True}
+    assert client.get("/v1/documents").json()["total"] == 1
+    missing = client.get("/v1/documents/chips")
+    assert missing.status_code == 404
+    assert "No document with id 'chips'" in missing.json()["message"]
+    assert client.delete("/v1/documents/chips").status_code == 404
+
+
+def test_filters_limit_search_to_a_section(client: TestClient) -> None:
+    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    body = client.post(
+        "/v1/search", json={"question": "市场", "top_k": 5, "filters": {"sections": ["产业环境"]}}
+    ).json()
+    assert {p["citation"]["section"] for p in body["passages"]} == {"产业环境"}
+
+
+def test_health_and_readiness_report_the_index(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    ready = client.get("/readyz").json()
+    assert ready == {
+        "status": "ready",
+        "model": "fake-bigram-64",
+        "dimension": 64,
+        "documents": 2,
+        "chunks": 2,
+        "sections": ["产业环境", "技术情报"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"question": ""}, "body.question"),
+        ({"question": "x" * 100_000}, "body.question"),
+        ({"question": "云", "top_k": 0}, "body.top_k"),
+        ({"question": "云", "top_k": 1000}, "body.top_k"),
+        ({"top_k": 5}, "body.question"),
+        ({"question": "云", "filters": {"sections": "产业环境"}}, "body.filters.sections"),
+    ],
+)
+def test_invalid_search_requests_get_a_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
+    response = client.post("/v1/search", json=body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["error"] == "ValidationError"
+    assert field in payload["message"]
+    assert payload["details"][0]["field"] == field
+
+
+def test_a_blank_question_is_rejected(client: TestClient) -> None:
+    response = client.post("/v1/search", json={"question": "   "})
+    assert response.status_code == 400
+    assert "question is blank" in response.json()["message"]
+
+
+def test_malformed_json_gets_a_422_that_says_so(client: TestClient) -> None:
+    response = client.post("/v1/search", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["message"]
+
+
+def test_a_binary_upload_is_rejected_with_the_reason(client: TestClient) -> None:
+    response = _upload(client, "photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    assert response.status_code == 422
+    payload = response.json()
+    assert "No article could be read" in payload["message"]
+    assert payload["details"][0]["source"] == "photo.txt"
+    assert client.get("/v1/documents").json()["total"] == 0
+
+
+def test_an_upload_over_the_size_limit_is_rejected(client: TestClient) -> None:
+    response = _upload(client, "big.txt", "大".encode() * (1024 * 1024))
+    assert response.status_code == 413
+    assert "CITEQA_MAX_UPLOAD_MB" in response.json()["message"]
+
+
+def test_an_upload_without_files_is_a_422(client: TestClient) -> None:
+    assert client.post("/v1/documents").status_code == 422
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/healthz", "/readyz"} <= set(schema["paths"])
+    examples = schema["components"]["schemas"]["SearchRequest"]["examples"]
+    assert examples[0]["question"] == "How many 5G base stations has China built?"
+    assert client.get("/docs").status_code == 200
+
+
+def test_metrics_count_requests_by_route(client: TestClient) -> None:
+    client.get("/healthz")
+    metrics = client.get("/metrics").text
+    assert 'citeqa_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in metrics
