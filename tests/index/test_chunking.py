@@ -11,13 +11,17 @@ CHINESE = "工信部年底密集调研前沿科技行业加快推动产业高质
 PUNCTUATION = "。，、；！？“”（）：\n\n \n"
 
 mixed_text = st.text(
-    alphabet=st.sampled_from(list(CHINESE + PUNCTUATION + "5G AI abc XYZ 0123456789.,;!?")), min_size=0, max_size=3000
+    alphabet=st.sampled_from(list(CHINESE + PUNCTUATION + "5G AI abc XYZ 0123456789.,;!?")),
+    min_size=0,
+    max_size=3000,
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(text=mixed_text, size=st.integers(min_value=20, max_value=600), overlap_share=st.floats(0, 0.5))
-def test_every_chunk_is_the_exact_span_of_the_document_it_cites(text: str, size: int, overlap_share: float) -> None:
+def test_every_chunk_is_the_exact_span_of_the_document_it_cites(
+    text: str, size: int, overlap_share: float
+) -> None:
     document = Document(doc_id="d", title="t", text=text, source="s.txt")
     chunker = Chunker(chunk_size=size, chunk_overlap=int(size * overlap_share))
     chunks = chunker.split(document)
@@ -62,7 +66,11 @@ def test_embedded_text_carries_section_and_title_as_context() -> None:
 
 @pytest.mark.parametrize(
     ("size", "overlap", "message"),
-    [(0, 0, "chunk_size must be between 1 and 600"), (601, 0, "between 1 and 600"), (100, 100, "below chunk_size")],
+    [
+        (0, 0, "chunk_size must be between 1 and 600"),
+        (601, 0, "between 1 and 600"),
+        (100, 100, "below chunk_size"),
+    ],
 )
 def test_chunker_rejects_impossible_settings(size: int, overlap: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):

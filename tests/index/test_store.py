@@ -8,14 +8,19 @@ import pytest
 from index.chunking import Chunker
 from index.errors import DocumentNotFound, IndexModelMismatch
 from index.ingest import Indexer
-from index.search import SearchFilters, Searcher
+from index.search import Searcher, SearchFilters
 from index.store import VECTORS_TAG_FILE, IndexStore, Manifest
 from tests.conftest import make_document, manifest_for
 from tests.fakes import FakeEncoder
 
-CLOUD = make_document("云服务市场驾云腾飞", "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。", page=17)
+CLOUD = make_document(
+    "云服务市场驾云腾飞", "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。", page=17
+)
 CHIPS = make_document(
-    "晶圆代工吃紧影响手机出货", "晶圆代工产能紧张，手机芯片供不应求。券商认为紧张或延续至明年。", section="技术情报", page=34
+    "晶圆代工吃紧影响手机出货",
+    "晶圆代工产能紧张，手机芯片供不应求。券商认为紧张或延续至明年。",
+    section="技术情报",
+    page=34,
 )
 
 
@@ -31,7 +36,9 @@ def test_added_documents_are_listed_with_their_chunk_counts(indexer: Indexer, st
     assert store.sections() == ["产业环境", "技术情报"]
 
 
-def test_search_returns_the_passage_sharing_words_with_the_question(indexer: Indexer, store, fake_encoder) -> None:
+def test_search_returns_the_passage_sharing_words_with_the_question(
+    indexer: Indexer, store, fake_encoder
+) -> None:
     indexer.add([CLOUD, CHIPS])
     result = Searcher(store, fake_encoder).search("晶圆代工产能紧张吗", top_k=2)
     top = result.passages[0]
@@ -41,7 +48,9 @@ def test_search_returns_the_passage_sharing_words_with_the_question(indexer: Ind
     assert [p.rank for p in result.passages] == [1, 2]
 
 
-def test_ingesting_the_same_document_again_replaces_it(indexer: Indexer, store: IndexStore, fake_encoder) -> None:
+def test_ingesting_the_same_document_again_replaces_it(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
     indexer.add([CLOUD])
     assert [r.status for r in indexer.add([CLOUD])] == ["unchanged"]
     changed = CLOUD.model_copy(update={"text": "云服务市场规模翻番。"})
@@ -122,7 +131,9 @@ def test_filters_restrict_results_to_sections_and_documents(indexer: Indexer, st
     assert searcher.search("市场", filters=SearchFilters(sections=["没有这个栏目"])).passages == []
 
 
-def test_identical_passages_from_different_articles_are_collapsed(indexer: Indexer, store, fake_encoder) -> None:
+def test_identical_passages_from_different_articles_are_collapsed(
+    indexer: Indexer, store, fake_encoder
+) -> None:
     repeated = "今年我国数字经济规模预计超过一点六万亿元。"
     first = make_document("甲文章", repeated)
     second = make_document("乙文章", repeated)
