@@ -30,7 +30,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pypdf import PdfReader
 
 from index.documents import Document, PageStart, make_doc_id
@@ -82,13 +82,21 @@ class _Read(NamedTuple):
 class _JsonlArticle(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1)
+    title: str
     text: str = Field(min_length=1)
     doc_id: str | None = Field(default=None, min_length=1)
     section: str | None = None
     date: str | None = None
     source: str | None = None
     url: str | None = None
+
+    @model_validator(mode="after")
+    def _identifiable(self) -> _JsonlArticle:
+        # An untitled article is fine (benchmarks blank titles on purpose), but its id then cannot
+        # come from the title: it needs its own doc_id.
+        if not self.title and not self.doc_id:
+            raise ValueError("'title' is empty and there is no 'doc_id'; give one of them")
+        return self
 
 
 def read_path(path: Path, format: ReadFormat = "auto") -> ReadResult:
@@ -281,7 +289,12 @@ def _parse_jsonl_line(raw: bytes) -> _JsonlArticle:
     try:
         return _JsonlArticle.model_validate(value)
     except ValidationError as error:
-        details = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in error.errors())
+        details = "; ".join(
+            f"'{'.'.join(map(str, e['loc']))}': {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
+            for e in error.errors()
+        )
         raise _Unreadable(
             f"{details} ({expected}, non-empty; optional string fields: doc_id, section, date, source, url)."
         ) from error

@@ -246,11 +246,18 @@ def test_malformed_jsonl_lines_are_problems_with_line_numbers_and_the_rest_loads
         "invalid JSON (Expecting property name enclosed in double quotes at column 20)"
     )
     assert messages[1].startswith("'text': Field required (each line must be a JSON object")
-    assert messages[2].startswith("'title': String should have at least 1 character")
+    assert messages[2].startswith("'title' is empty and there is no 'doc_id'; give one of them")
     assert messages[3].startswith("'title': Input should be a valid string")
     assert messages[4].startswith("a JSON list, not an object")
     assert messages[5].startswith("'date': Input should be a valid string")
     assert messages[6] == "not UTF-8 (byte 11 of the line); save the file as UTF-8."
+
+
+def test_an_untitled_jsonl_article_with_its_own_doc_id_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "bench.jsonl", jsonl({"doc_id": "xquad-1", "title": "", "text": "超级碗五十。"}))
+    result = read_path(path)
+    assert result.problems == []
+    assert [(d.doc_id, d.title, d.text) for d in result.documents] == [("xquad-1", "", "超级碗五十。")]
 
 
 def test_an_empty_or_binary_jsonl_file_is_one_problem(tmp_path: Path) -> None:

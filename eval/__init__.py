@@ -1,0 +1,1 @@
+"""Offline retrieval evaluation: question files -> per-question results -> metrics, JSON, Markdown, plots."""
