@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from embeddings.embedded import EmbeddedModelError
+from embeddings.embedded import EmbeddingModelError
 from index.errors import IndexStoreError
 from index.ingest import IngestReport, ProgressHook
 from index.search import SearchFilters, SearchResult
@@ -268,13 +268,8 @@ def model_prepare() -> None:
     from embeddings.encoder import Encoder
 
     settings = _settings()
-    encoder = Encoder(
-        settings.embedding_model,
-        cache_dir=settings.model_cache,
-        batch_size=settings.batch_size,
-        show_progress=True,
-    )
-    encoder.load()
+    encoder = Encoder(settings.embedding_model, cache_dir=settings.model_cache, batch_size=settings.batch_size)
+    encoder.load(show_progress=True)
     console.print(f"Model ready: {encoder.name} (dimension {encoder.dimension}).")
 
 
@@ -282,6 +277,6 @@ def run() -> None:
     """Entry point: user errors end with a message and exit code 1, not a traceback."""
     try:
         app()
-    except (CliError, IndexStoreError, EmbeddedModelError) as exc:
+    except (CliError, IndexStoreError, EmbeddingModelError, ValueError) as exc:
         errors.print(f"[bold red]Error:[/] {escape(str(exc))}")
         raise SystemExit(1) from None

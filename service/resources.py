@@ -34,9 +34,8 @@ class Resources:
             cache_dir=settings.model_cache,
             batch_size=settings.batch_size,
             quantize=settings.quantize,
-            show_progress=show_progress,
         )
-        encoder.load()
+        encoder.load(show_progress=show_progress)
         return cls.from_encoder(settings, encoder, rebuild=rebuild)
 
     @classmethod

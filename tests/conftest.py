@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from index.chunking import Chunker
@@ -50,3 +59,60 @@ def make_document(title: str, text: str, section: str | None = "产业环境", p
         section=section,
         page_map=[PageStart(char_start=0, page=page)] if page else [],
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def citeqa_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service", *args]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`citeqa serve` as a user starts it: real model, the bundled sample indexed, a real port."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("server-index")),
+        "CITEQA_PORT": str(port),
+    }
+    log_path = tmp_path_factory.mktemp("server-log") / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            citeqa_command("serve", "--ingest-if-empty", str(SAMPLE_REPORT.parent)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"citeqa serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"citeqa serve not ready after 600 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield RunningServer(url=url, env=env)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -15,8 +15,17 @@ from service.settings import Settings
 from tests.fakes import FakeEncoder
 
 ARTICLES = [
-    {"title": "云服务市场驾云腾飞", "text": "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。", "section": "产业环境"},
-    {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，手机芯片供不应求。", "section": "技术情报", "doc_id": "chips"},
+    {
+        "title": "云服务市场驾云腾飞",
+        "text": "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。",
+        "section": "产业环境",
+    },
+    {
+        "title": "晶圆代工吃紧",
+        "text": "晶圆代工产能紧张，手机芯片供不应求。",
+        "section": "技术情报",
+        "doc_id": "chips",
+    },
 ]
 
 
@@ -59,7 +68,10 @@ def test_uploaded_articles_are_searchable_with_citations(client: TestClient) -> 
         "char_end": len(ARTICLES[1]["text"]),
     }
     document = client.get("/v1/documents/chips").json()
-    assert document["text"][passage["citation"]["char_start"] : passage["citation"]["char_end"]] == passage["text"]
+    assert (
+        document["text"][passage["citation"]["char_start"] : passage["citation"]["char_end"]]
+        == passage["text"]
+    )
 
 
 def test_documents_are_listed_and_deleted(client: TestClient) -> None:
@@ -108,7 +120,9 @@ def test_health_and_readiness_report_the_index(client: TestClient) -> None:
         ({"question": "云", "filters": {"sections": "产业环境"}}, "body.filters.sections"),
     ],
 )
-def test_invalid_search_requests_get_a_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
+def test_invalid_search_requests_get_a_422_naming_the_field(
+    client: TestClient, body: dict, field: str
+) -> None:
     response = client.post("/v1/search", json=body)
     assert response.status_code == 422
     payload = response.json()
@@ -124,7 +138,9 @@ def test_a_blank_question_is_rejected(client: TestClient) -> None:
 
 
 def test_malformed_json_gets_a_422_that_says_so(client: TestClient) -> None:
-    response = client.post("/v1/search", content=b'{"question": ', headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/search", content=b'{"question": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert "not valid JSON" in response.json()["message"]
 
@@ -150,7 +166,9 @@ def test_an_upload_without_files_is_a_422(client: TestClient) -> None:
 
 def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert {"/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert {"/v1/search", "/v1/documents", "/v1/documents/{doc_id}", "/healthz", "/readyz"} <= set(
+        schema["paths"]
+    )
     examples = schema["components"]["schemas"]["SearchRequest"]["examples"]
     assert examples[0]["question"] == "How many 5G base stations has China built?"
     assert client.get("/docs").status_code == 200

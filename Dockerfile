@@ -1,0 +1,36 @@
+# CiteQA: CPU-only image. Build: docker build -t citeqa .   Run: docker run -p 8000:8000 citeqa
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    CITEQA_HOST=0.0.0.0 \
+    CITEQA_PORT=8000 \
+    CITEQA_DATA_DIR=/data/index \
+    CITEQA_MODEL_CACHE=/opt/citeqa/models \
+    HF_HUB_OFFLINE=1
+
+RUN useradd --create-home --uid 10001 citeqa
+WORKDIR /opt/citeqa
+
+# CPU build of torch first, from PyTorch's CPU index, so that the pinned version never pulls CUDA.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY index ./index
+COPY embeddings ./embeddings
+COPY eval ./eval
+COPY data ./data
+RUN pip install -e . \
+    && citeqa model prepare \
+    && mkdir -p /data/index \
+    && chown -R citeqa:citeqa /data /opt/citeqa/models
+
+USER citeqa
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
+
+CMD ["citeqa", "serve", "--ingest-if-empty", "data/sample"]
