@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.resources import Resources
-from service.routes import documents, health, search
+from service.routes import chat, documents, health, search
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(health.router)
+    app.include_router(chat.router)
     if WEB_ROOT.is_dir():
         app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

@@ -221,6 +221,20 @@ def serve(
 
 
 @app.command()
+def chat(
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer.")] = 5,
+    section: Annotated[
+        list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
+    ] = None,
+) -> None:
+    """Chat in the terminal: follow-up questions use the earlier turns (/help, /clear, /quit)."""
+    from service.terminal_chat import run_terminal_chat
+
+    with _resources() as resources:
+        run_terminal_chat(resources.searcher, section or [], console, top_k=top_k)
+
+
+@app.command()
 def documents(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
@@ -268,7 +282,9 @@ def model_prepare() -> None:
     from embeddings.encoder import Encoder
 
     settings = _settings()
-    encoder = Encoder(settings.embedding_model, cache_dir=settings.model_cache, batch_size=settings.batch_size)
+    encoder = Encoder(
+        settings.embedding_model, cache_dir=settings.model_cache, batch_size=settings.batch_size
+    )
     encoder.load(show_progress=True)
     console.print(f"Model ready: {encoder.name} (dimension {encoder.dimension}).")
 

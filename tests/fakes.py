@@ -41,7 +41,9 @@ class FakeEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)
 
-    def encode_passages(self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode_passages(
+        self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         vectors = self._encode(texts)
         self.passages_encoded += len(texts)
         if on_progress:

@@ -164,3 +164,18 @@ def test_cli_errors_are_one_line_without_a_traceback(real_server: RunningServer)
     assert result.returncode == 1
     assert "No document with id 'no-such-id'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_chat_reads_piped_questions_and_resolves_a_follow_up(real_server: RunningServer) -> None:
+    result = subprocess.run(
+        citeqa_command("chat", "--top-k", "2"),
+        input="小米第三季度智能手机销量是多少？\n那华为呢？\n/quit\n",
+        env={**real_server.env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "searched as: 华为第三季度智能手机销量是多少？" in result.stdout
+    assert "《手机销量下滑，面板出货缘何创新高》" in result.stdout
+    assert "Traceback" not in result.stderr
