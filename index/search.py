@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from index.store import ChunkHit, IndexStore
 from index.vectors import TextEncoder
+
+SearchMode = Literal["dense"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+DEFAULT_MODE: SearchMode = "dense"
 
 
 class SearchFilters(BaseModel):
@@ -53,7 +58,13 @@ class Searcher:
         self.store = store
         self.encoder = encoder
 
-    def search(self, question: str, top_k: int = 5, filters: SearchFilters | None = None) -> SearchResult:
+    def search(
+        self,
+        question: str,
+        top_k: int = 5,
+        filters: SearchFilters | None = None,
+        mode: SearchMode = DEFAULT_MODE,
+    ) -> SearchResult:
         started = time.perf_counter()
         filters = filters or SearchFilters()
         query = self.encoder.encode_queries([question])
