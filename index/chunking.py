@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pydantic import BaseModel, Field
 
@@ -11,6 +13,10 @@ from index.documents import Document
 # strongest break that keeps the chunk within size, so Chinese sentences are not cut mid-clause.
 CHINESE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", "，", "、", ",", " ", ""]
 MAX_PASSAGE_CHARS = 600
+# A sentence ends at these marks (with any closing quotes or brackets after them) or at a line end.
+_SENTENCE = re.compile(r"[^。！？；!?\n]+(?:[。！？；!?]+[”’」』）)\]]*)?")
+# Fragments shorter than this (headings, list markers) carry too little meaning to be matched alone.
+MIN_SENTENCE_CHARS = 6
 
 
 class Chunk(BaseModel):
@@ -73,7 +79,38 @@ class Chunker:
         return chunks
 
 
-def embedding_text(document: Document, chunk: Chunk) -> str:
-    """What is embedded for a chunk: the article's section and title give the passage its context."""
+class SentenceSpan(BaseModel):
+    """A sentence of a chunk, located in the document text like the chunk itself."""
+
+    chunk_index: int
+    char_start: int
+    char_end: int
+
+
+def sentence_spans(chunk: Chunk) -> list[SentenceSpan]:
+    """The sentences of a chunk (fragments under MIN_SENTENCE_CHARS left out), in document coordinates."""
+    spans = []
+    for match in _SENTENCE.finditer(chunk.text):
+        start, end = match.start(), match.end()
+        while start < end and chunk.text[start].isspace():
+            start += 1
+        while end > start and chunk.text[end - 1].isspace():
+            end -= 1
+        if end - start >= MIN_SENTENCE_CHARS:
+            spans.append(
+                SentenceSpan(
+                    chunk_index=chunk.chunk_index,
+                    char_start=chunk.char_start + start,
+                    char_end=chunk.char_start + end,
+                )
+            )
+    return spans
+
+
+def matching_text(document: Document, chunk: Chunk) -> str:
+    """What keyword search matches for a chunk: the article's section and title give the passage its context.
+
+    (Embedding the same context with the passage made dense retrieval worse: see docs/EVAL.md.)
+    """
     context = " · ".join(part for part in (document.section, document.title) if part)
     return f"{context}\n{chunk.text}" if context else chunk.text

@@ -5,23 +5,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
-from index.chunking import Chunk, Chunker, embedding_text
+from index.chunking import Chunk, Chunker, SentenceSpan, matching_text, sentence_spans
 from index.documents import Document
+from index.lexical import terms
 from index.readers import ReadProblem, read_path
-from index.store import IndexStore, Manifest
+from index.store import IndexedDocument, IndexStore, Manifest
 from index.vectors import TextEncoder
 
 logger = logging.getLogger(__name__)
 
 ProgressHook = Callable[[int, int], None]
-"""Called with (chunks embedded so far, chunks to embed in all)."""
+"""Called with (texts embedded so far, texts to embed in all): chunks and their sentences."""
 
 # Documents are committed in batches of about this many chunks: a crash loses at most the batch
 # being embedded, and each commit rewrites the FAISS file only once per batch.
@@ -80,14 +81,14 @@ class Indexer:
             content_hash = self._content_hash(document)
             stored = self.store.find_document(document.doc_id)
             if stored is not None and stored.content_hash == content_hash:
-                chunks = len(self.store.chunk_vectors(document.doc_id))
+                chunks = self.store.chunk_count(document.doc_id)
                 results.append(_ingested(document, chunks, "unchanged"))
                 continue
             status = "updated" if stored is not None else "added"
             pending.append(_Pending(document, content_hash, self.chunker.split(document), status))
-        progress = _Progress(sum(len(item.chunks) for item in pending), on_progress)
+        progress = _Progress(sum(item.units for item in pending), on_progress)
         for batch in _batches(pending, COMMIT_EVERY_CHUNKS):
-            self.store.upsert_many(self._embed(batch, progress))
+            self.store.upsert(self._embed(batch, progress))
             results.extend(_ingested(item.document, len(item.chunks), item.status) for item in batch)
         return results
 
@@ -101,24 +102,41 @@ class Indexer:
             _Pending(document, self._content_hash(document), self.chunker.split(document), "updated")
             for document in self.store.iter_documents()
         ]
-        progress = _Progress(sum(len(item.chunks) for item in pending), on_progress)
+        progress = _Progress(sum(item.units for item in pending), on_progress)
         manifest = Manifest(
             model=self.encoder.name, dimension=self.encoder.dimension, chunking=self.chunker.settings
         )
         self.store.replace_all(manifest, self._embed(pending, progress))
         return [_ingested(item.document, len(item.chunks), item.status) for item in pending]
 
-    def _embed(
-        self, batch: list[_Pending], progress: _Progress
-    ) -> list[tuple[Document, str, list[Chunk], np.ndarray]]:
-        texts = [embedding_text(item.document, chunk) for item in batch for chunk in item.chunks]
-        vectors = self.encoder.encode_passages(texts, on_progress=progress.advance)
-        items, offset = [], 0
+    def _embed(self, batch: list[_Pending], progress: _Progress) -> list[IndexedDocument]:
+        """Embed the chunks of a batch and their sentences (matched alone, returned in their chunk)."""
+        chunk_texts = [chunk.text for item in batch for chunk in item.chunks]
+        sentence_texts = [text for item in batch for text in item.distinct_sentences]
+        vectors = self.encoder.encode_passages(chunk_texts + sentence_texts, on_progress=progress.advance)
+        vectors = vectors.reshape(len(chunk_texts) + len(sentence_texts), -1)
+        items, chunk_offset, sentence_offset = [], 0, len(chunk_texts)
         for item in batch:
-            items.append(
-                (item.document, item.content_hash, item.chunks, vectors[offset : offset + len(item.chunks)])
+            distinct = item.distinct_sentences
+            sentence_vector = dict(
+                zip(distinct, vectors[sentence_offset : sentence_offset + len(distinct)], strict=True)
             )
-            offset += len(item.chunks)
+            items.append(
+                IndexedDocument(
+                    document=item.document,
+                    content_hash=item.content_hash,
+                    chunks=item.chunks,
+                    chunk_vectors=vectors[chunk_offset : chunk_offset + len(item.chunks)],
+                    chunk_terms=[terms(matching_text(item.document, chunk)) for chunk in item.chunks],
+                    sentences=item.sentences,
+                    sentence_vectors=np.array(
+                        [sentence_vector[item.sentence_text(span)] for span in item.sentences],
+                        dtype=np.float32,
+                    ).reshape(len(item.sentences), vectors.shape[1]),
+                )
+            )
+            chunk_offset += len(item.chunks)
+            sentence_offset += len(distinct)
         return items
 
     def _content_hash(self, document: Document) -> str:
@@ -135,6 +153,23 @@ class _Pending:
     content_hash: str
     chunks: list[Chunk]
     status: Literal["added", "updated"]
+    sentences: list[SentenceSpan] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sentences = [span for chunk in self.chunks for span in sentence_spans(chunk)]
+
+    def sentence_text(self, span: SentenceSpan) -> str:
+        return self.document.text[span.char_start : span.char_end]
+
+    @property
+    def distinct_sentences(self) -> list[str]:
+        # Overlapping chunks share sentences: each distinct text is embedded once.
+        return list(dict.fromkeys(self.sentence_text(span) for span in self.sentences))
+
+    @property
+    def units(self) -> int:
+        """Texts to embed: the chunks and their distinct sentences (what the progress bar counts)."""
+        return len(self.chunks) + len(self.distinct_sentences)
 
 
 class _Progress:

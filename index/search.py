@@ -1,18 +1,27 @@
-"""Question -> ranked passages with citations."""
+"""Question -> ranked passages with citations, the sentence that best answers, and whether any does.
+
+Three retrieval modes, each measured in docs/EVAL.md:
+- `dense`: the question's embedding against each chunk's and against its closest sentence's
+  (small units matched, the whole chunk returned);
+- `lexical`: BM25 over jieba words of the chunk with its article's title and section;
+- `hybrid` (default): both, each z-normalised over the candidate chunks, then weighted.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Literal, get_args
 
+import numpy as np
 from pydantic import BaseModel, Field
 
-from index.store import ChunkHit, IndexStore
+from index.lexical import terms
+from index.store import ChunkHit, ChunkScores, IndexStore
 from index.vectors import TextEncoder
 
-SearchMode = Literal["dense"]
+SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
-DEFAULT_MODE: SearchMode = "dense"
+DEFAULT_MODE: SearchMode = "hybrid"
 
 
 class SearchFilters(BaseModel):
@@ -34,29 +43,71 @@ class Citation(BaseModel):
     char_end: int
 
 
+class Highlight(BaseModel):
+    """The sentence of a passage that best matches the question: `passage.text[char_start:char_end]`."""
+
+    char_start: int
+    char_end: int
+
+
 class Passage(BaseModel):
     rank: int = Field(ge=1)
-    score: float
+    score: float = Field(description="Ranking score of the mode used (hybrid: weighted z-scores).")
+    text: str
+    citation: Citation
+    highlight: Highlight | None = None
+
+
+class Answer(BaseModel):
+    """The sentence of the top passage that best matches the question, cited like a passage."""
+
     text: str
     citation: Citation
 
 
 class SearchResult(BaseModel):
     question: str
+    mode: SearchMode = DEFAULT_MODE
+    answerable: bool = Field(
+        default=True, description="False when no passage is similar enough to the question to hold an answer."
+    )
+    confidence: float = Field(
+        default=0.0, description="Similarity of the question and the top passage's best sentence."
+    )
+    answer: Answer | None = None
     passages: list[Passage]
     took_ms: float
 
 
-# Fetched beyond top_k so that collapsing repeated passages still leaves top_k distinct ones.
+class RankingWeights(BaseModel):
+    """How the signals are combined; the defaults are the best measured on the dev set (docs/EVAL.md)."""
+
+    sentence: float = Field(
+        default=0.5, ge=0, le=1, description="Share of the closest sentence in dense relevance."
+    )
+    lexical: float = Field(
+        default=0.3, ge=0, description="Weight of BM25's z-score against dense relevance's."
+    )
+    answerable_threshold: float = Field(
+        default=0.0, description="Least confidence at which the question counts as answerable."
+    )
+
+
+# Candidates ranked beyond top_k, so that collapsing near-duplicates still leaves top_k passages.
 _OVERFETCH = 3
+# Passages sharing this much of their character bigrams say the same thing; one is enough.
+_NEAR_DUPLICATE = 0.8
 
 
 class Searcher:
     """Finds the passages of an index that answer a question."""
 
-    def __init__(self, store: IndexStore, encoder: TextEncoder) -> None:
+    def __init__(
+        self, store: IndexStore, encoder: TextEncoder, weights: RankingWeights | None = None
+    ) -> None:
         self.store = store
         self.encoder = encoder
+        self.weights = weights or RankingWeights()
 
     def search(
         self,
@@ -67,33 +118,79 @@ class Searcher:
     ) -> SearchResult:
         started = time.perf_counter()
         filters = filters or SearchFilters()
-        query = self.encoder.encode_queries([question])
-        hits = self.store.search(
-            query, top_k * _OVERFETCH + 5, sections=filters.sections, doc_ids=filters.doc_ids
-        )[0]
-        passages: list[Passage] = []
-        seen: set[str] = set()
-        for hit in hits:
-            # The sample report repeats some sentences verbatim; one copy is enough in the top k.
-            key = _normalised(hit.chunk.text)
-            if key in seen:
-                continue
-            seen.add(key)
-            passages.append(_passage(hit, rank=len(passages) + 1))
-            if len(passages) == top_k:
+        query_vector = self.encoder.encode_queries([question])[0]
+        scores = self.store.score(
+            query_vector, terms(question), sections=filters.sections, doc_ids=filters.doc_ids
+        )
+        ranking = self._rank(scores, mode)
+        order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
+        hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
+        spans = self.store.sentence_spans(scores.best_sentence[order])
+        kept: list[tuple[int, ChunkHit]] = []
+        for position, hit in zip(order, hits, strict=True):
+            if not any(_near_duplicates(hit.chunk.text, other.chunk.text) for _, other in kept):
+                kept.append((int(position), hit))
+            if len(kept) == top_k:
                 break
+        passages = [
+            _passage(hit, rank, spans.get(int(scores.best_sentence[position])))
+            for rank, (position, hit) in enumerate(kept, start=1)
+        ]
+        confidence = float(self._relevance(scores)[kept[0][0]]) if kept else 0.0
+        answerable = bool(kept) and confidence >= self.weights.answerable_threshold
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResult(question=question, passages=passages, took_ms=round(took_ms, 2))
+        return SearchResult(
+            question=question,
+            mode=mode,
+            answerable=answerable,
+            confidence=round(confidence, 6),
+            answer=_answer(passages[0], spans.get(int(scores.best_sentence[kept[0][0]])))
+            if answerable
+            else None,
+            passages=passages,
+            took_ms=round(took_ms, 2),
+        )
+
+    def _relevance(self, scores: ChunkScores) -> np.ndarray:
+        """Dense relevance: the chunk's cosine blended with that of its closest sentence."""
+        share = self.weights.sentence
+        return (1 - share) * scores.dense + share * scores.sentence
+
+    def _rank(self, scores: ChunkScores, mode: SearchMode) -> np.ndarray:
+        if mode == "dense":
+            return self._relevance(scores)
+        if mode == "lexical":
+            return scores.lexical
+        return _z(self._relevance(scores)) + self.weights.lexical * _z(scores.lexical)
 
 
-def _normalised(text: str) -> str:
-    return "".join(text.split())
+def _z(values: np.ndarray) -> np.ndarray:
+    # z-scores put signals of different scales (cosines, BM25) on one footing per question.
+    if values.size == 0:
+        return values
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
 
-def _passage(hit: ChunkHit, rank: int) -> Passage:
+def _bigrams(text: str) -> set[str]:
+    compact = "".join(text.split())
+    return {compact[i : i + 2] for i in range(len(compact) - 1)} or {compact}
+
+
+def _near_duplicates(a: str, b: str) -> bool:
+    first, second = _bigrams(a), _bigrams(b)
+    return len(first & second) / min(len(first), len(second)) >= _NEAR_DUPLICATE
+
+
+def _passage(hit: ChunkHit, rank: int, sentence: tuple[int, int, int | None] | None) -> Passage:
+    highlight = None
+    if sentence is not None:
+        highlight = Highlight(
+            char_start=sentence[0] - hit.chunk.char_start, char_end=sentence[1] - hit.chunk.char_start
+        )
     return Passage(
         rank=rank,
-        score=round(hit.score, 6),
+        score=round(float(hit.score), 6),
         text=hit.chunk.text,
         citation=Citation(
             doc_id=hit.chunk.doc_id,
@@ -104,4 +201,15 @@ def _passage(hit: ChunkHit, rank: int) -> Passage:
             char_start=hit.chunk.char_start,
             char_end=hit.chunk.char_end,
         ),
+        highlight=highlight,
+    )
+
+
+def _answer(passage: Passage, sentence: tuple[int, int, int | None] | None) -> Answer | None:
+    if passage.highlight is None or sentence is None:
+        return None
+    start, end, page = sentence
+    return Answer(
+        text=passage.text[passage.highlight.char_start : passage.highlight.char_end],
+        citation=passage.citation.model_copy(update={"char_start": start, "char_end": end, "page": page}),
     )

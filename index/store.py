@@ -1,11 +1,11 @@
-"""The index on disk: documents and chunks in SQLite, their vectors in FAISS, kept in step.
+"""The index on disk: documents, chunks and sentences in SQLite, their vectors in FAISS, kept in step.
 
-SQLite is the source of truth: every write is one transaction that also stores each chunk's
-vector and bumps a generation counter, so a process killed mid-write leaves the previous
-state (SQLite rolls the journal back on the next open). The FAISS file is a cache of those
-vectors, written to a temporary file and renamed into place after each commit and tagged with
-its generation; when the tags disagree (a crash between the commit and the rename) the FAISS
-index is rebuilt from the stored vectors.
+SQLite is the source of truth: every write is one transaction that also stores each chunk's and
+sentence's vector and each chunk's keyword terms, and bumps a generation counter, so a process
+killed mid-write leaves the previous state (SQLite rolls the journal back on the next open). The
+FAISS files are a cache of those vectors, written to temporary files and renamed into place after
+each commit, then tagged with the generation; when the tag disagrees (a crash between the commit
+and the renames) the FAISS indexes are rebuilt from the stored vectors.
 """
 
 from __future__ import annotations
@@ -26,17 +26,21 @@ import faiss
 import numpy as np
 from pydantic import BaseModel
 
-from index.chunking import Chunk, ChunkingSettings
+from index.chunking import Chunk, ChunkingSettings, SentenceSpan
 from index.documents import Document, PageStart
 from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
+from index.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
 
 DATABASE_FILE = "citeqa.sqlite3"
-VECTORS_FILE = "vectors.faiss"
+VECTOR_FILES = {"chunks": "chunks.faiss", "sentences": "sentences.faiss"}
 VECTORS_TAG_FILE = "vectors.json"
+# Beyond this many nearest neighbours a unit's similarity is taken as the lowest one found: ranking
+# needs every chunk's scores for normalisation, but not exact ones for the far tail.
+MAX_SCORED = {"chunks": 4096, "sentences": 16384}
 LOCK_FILE = "write.lock"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,9 +64,19 @@ CREATE TABLE IF NOT EXISTS chunks (
     char_start INTEGER NOT NULL,
     char_end INTEGER NOT NULL,
     page INTEGER,
+    terms TEXT NOT NULL,
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    page INTEGER,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_chunk ON sentences(chunk_id);
 """
 
 
@@ -101,15 +115,46 @@ class ChunkHit:
     source: str
 
 
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document ready to store: its chunks and sentences with their vectors, and each chunk's terms."""
+
+    document: Document
+    content_hash: str
+    chunks: Sequence[Chunk]
+    chunk_vectors: np.ndarray
+    chunk_terms: Sequence[list[str]]
+    sentences: Sequence[SentenceSpan]
+    sentence_vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """Every candidate chunk's similarities to one question, aligned by position."""
+
+    chunk_ids: np.ndarray
+    dense: np.ndarray
+    """Cosine of the question and the whole chunk."""
+    sentence: np.ndarray
+    """Cosine of the question and the chunk's closest sentence (the chunk's own cosine if it has none)."""
+    best_sentence: np.ndarray
+    """Id of that closest sentence, -1 if none."""
+    lexical: np.ndarray
+    """BM25 of the question's terms against the chunk's terms (with its article's title and section)."""
+
+
 class IndexStore:
-    """Documents, chunks and vectors of one index folder. Open with `IndexStore.open`."""
+    """Documents, chunks, sentences and their vectors in one index folder. Open with `IndexStore.open`."""
 
     def __init__(self, directory: Path, connection: sqlite3.Connection, manifest: Manifest) -> None:
         self.directory = directory
         self.manifest = manifest
         self._db = connection
         self._lock = threading.RLock()
-        self._vectors = self._new_vector_index()
+        self._vectors = {kind: self._new_vector_index() for kind in VECTOR_FILES}
+        self._sentence_chunk: dict[int, int] = {}
+        self._chunk_terms: dict[int, list[str]] = {}
+        self._lexical: LexicalIndex | None = None
         self._generation = -1
         self._load_vectors()
 
@@ -171,6 +216,11 @@ class IndexStore:
             chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return documents, chunks
 
+    def vector_counts(self) -> dict[str, int]:
+        """Vectors held in memory by each FAISS index (chunks, sentences)."""
+        with self._lock:
+            return {kind: index.ntotal for kind, index in self._vectors.items()}
+
     def list_documents(self) -> list[DocumentSummary]:
         with self._lock:
             rows = self._db.execute(
@@ -215,47 +265,81 @@ class IndexStore:
         for row in rows:
             yield _stored_document(row).document
 
-    def search(
+    def score(
         self,
-        vectors: np.ndarray,
-        k: int,
+        query_vector: np.ndarray,
+        query_terms: list[str],
         *,
         sections: Sequence[str] = (),
         doc_ids: Sequence[str] = (),
-    ) -> list[list[ChunkHit]]:
-        """The `k` nearest chunks (inner product) for each row of `vectors`, optionally filtered."""
+    ) -> ChunkScores:
+        """Similarities of every chunk (optionally only those of some sections or documents) to a question."""
         self.refresh()
         with self._lock:
-            params = None
-            if sections or doc_ids:
-                allowed = self._chunk_ids_matching(sections, doc_ids)
-                if allowed.size == 0:
-                    return [[] for _ in range(len(vectors))]
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            k = min(k, self._vectors.ntotal)
-            if k == 0:
-                return [[] for _ in range(len(vectors))]
-            scores, ids = self._vectors.search(
-                np.ascontiguousarray(vectors, dtype=np.float32), k, params=params
+            allowed = self._chunk_ids_matching(sections, doc_ids) if sections or doc_ids else None
+            chunk_ids = (
+                allowed if allowed is not None else np.array(sorted(self._chunk_terms), dtype=np.int64)
             )
-            found = [int(i) for i in ids.ravel() if i >= 0]
-            records = self._chunk_records(found)
-        return [
-            [
-                _chunk_hit(records[int(i)], float(s))
-                for s, i in zip(row_scores, row_ids, strict=True)
-                if i >= 0
-            ]
-            for row_scores, row_ids in zip(scores, ids, strict=True)
-        ]
+            if chunk_ids.size == 0:
+                empty = np.zeros(0, dtype=np.float32)
+                return ChunkScores(chunk_ids, empty, empty, np.zeros(0, dtype=np.int64), empty)
+            position = {int(chunk_id): i for i, chunk_id in enumerate(chunk_ids)}
+            query = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
 
-    def chunk_vectors(self, doc_id: str) -> np.ndarray:
-        """The stored vectors of one document's chunks, in chunk order."""
+            dense_ids, dense_scores = self._nearest("chunks", query, allowed)
+            dense = np.full(
+                len(chunk_ids), dense_scores.min() if dense_scores.size else 0.0, dtype=np.float32
+            )
+            for chunk_id, score in zip(dense_ids, dense_scores, strict=True):
+                dense[position[int(chunk_id)]] = score
+
+            sentence = dense.copy()
+            best_sentence = np.full(len(chunk_ids), -1, dtype=np.int64)
+            allowed_sentences = None
+            if allowed is not None:
+                allowed_sentences = np.array(
+                    [sid for sid, cid in self._sentence_chunk.items() if cid in position], dtype=np.int64
+                )
+            if allowed_sentences is None or allowed_sentences.size:
+                sentence_ids, sentence_scores = self._nearest("sentences", query, allowed_sentences)
+                floor = sentence_scores.min() if sentence_scores.size else 0.0
+                has_sentence = np.zeros(len(chunk_ids), dtype=bool)
+                for sentence_id, score in zip(sentence_ids, sentence_scores, strict=True):
+                    i = position[self._sentence_chunk[int(sentence_id)]]
+                    if not has_sentence[i] or score > sentence[i]:
+                        sentence[i], best_sentence[i], has_sentence[i] = score, sentence_id, True
+                # Chunks whose sentences all lie beyond the neighbours fetched get the lowest score seen.
+                chunks_with_sentences = {cid for cid in self._sentence_chunk.values()}
+                for i, chunk_id in enumerate(chunk_ids):
+                    if not has_sentence[i] and int(chunk_id) in chunks_with_sentences:
+                        sentence[i] = floor
+
+            lexical_all = self._lexical_index().scores(query_terms)
+            lexical_position = {int(c): i for i, c in enumerate(self._lexical_index().chunk_ids)}
+            lexical = np.array([lexical_all[lexical_position[int(c)]] for c in chunk_ids], dtype=np.float32)
+        return ChunkScores(chunk_ids, dense, sentence, best_sentence, lexical)
+
+    def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
+        """The chunks with what a citation needs, in the order given."""
+        with self._lock:
+            records = self._chunk_records([int(c) for c in chunk_ids])
+        return [_chunk_hit(records[int(c)], float(s)) for c, s in zip(chunk_ids, scores, strict=True)]
+
+    def sentence_spans(self, sentence_ids: Sequence[int]) -> dict[int, tuple[int, int, int | None]]:
+        """(char_start, char_end, page) of some sentences in their documents, by id."""
+        ids = [int(i) for i in sentence_ids if i >= 0]
+        if not ids:
+            return {}
         with self._lock:
             rows = self._db.execute(
-                "SELECT vector FROM chunks WHERE doc_id = ? ORDER BY chunk_index", (doc_id,)
+                f"SELECT id, char_start, char_end, page FROM sentences WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
             ).fetchall()
-        return _vectors_from_rows(rows, self.manifest.dimension)
+        return {row["id"]: (row["char_start"], row["char_end"], row["page"]) for row in rows}
+
+    def chunk_count(self, doc_id: str) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM chunks WHERE doc_id = ?", (doc_id,)).fetchone()[0]
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -265,21 +349,13 @@ class IndexStore:
         with self._lock, _file_lock(self.directory / LOCK_FILE, timeout_s):
             yield
 
-    def upsert(
-        self, document: Document, content_hash: str, chunks: Sequence[Chunk], vectors: np.ndarray
-    ) -> None:
-        """Add a document with its chunks and their vectors, replacing any document with its id."""
-        self.upsert_many([(document, content_hash, chunks, vectors)])
-
-    def upsert_many(self, items: Sequence[tuple[Document, str, Sequence[Chunk], np.ndarray]]) -> None:
-        """Add or replace several documents in one transaction: all of them land, or none does."""
+    def upsert(self, items: Sequence[IndexedDocument]) -> None:
+        """Add or replace documents in one transaction: all of them land, or none does."""
         self._check_vectors(items, self.manifest.dimension)
         with self.writer():
-            self._transaction(lambda db: self._write_documents(db, items, self.manifest.dimension))
+            self._transaction(lambda db: self._write_documents(db, items))
 
-    def replace_all(
-        self, manifest: Manifest, items: Sequence[tuple[Document, str, Sequence[Chunk], np.ndarray]]
-    ) -> None:
+    def replace_all(self, manifest: Manifest, items: Sequence[IndexedDocument]) -> None:
         """Swap every chunk and vector for new ones (another model or chunking) in one transaction."""
         self._check_vectors(items, manifest.dimension)
         with self.writer():
@@ -287,7 +363,7 @@ class IndexStore:
             def write(db: sqlite3.Connection) -> None:
                 _write_meta(db, "manifest", manifest.model_dump_json())
                 db.execute("DELETE FROM chunks")
-                self._write_documents(db, items, manifest.dimension)
+                self._write_documents(db, items)
 
             previous, self.manifest = self.manifest, manifest
             try:
@@ -297,32 +373,33 @@ class IndexStore:
                 raise
 
     @staticmethod
-    def _check_vectors(
-        items: Sequence[tuple[Document, str, Sequence[Chunk], np.ndarray]], dimension: int
-    ) -> None:
-        for document, _, chunks, vectors in items:
-            if len(chunks) != len(vectors):
-                raise ValueError(f"{document.doc_id}: {len(chunks)} chunks but {len(vectors)} vectors.")
-            if len(vectors) and vectors.shape[1] != dimension:
+    def _check_vectors(items: Sequence[IndexedDocument], dimension: int) -> None:
+        for item in items:
+            doc_id = item.document.doc_id
+            if len(item.chunks) != len(item.chunk_vectors) or len(item.chunks) != len(item.chunk_terms):
                 raise ValueError(
-                    f"{document.doc_id}: vectors have dimension {vectors.shape[1]}; "
-                    f"the index holds {dimension}."
+                    f"{doc_id}: {len(item.chunks)} chunks but {len(item.chunk_vectors)} vectors."
                 )
+            if len(item.sentences) != len(item.sentence_vectors):
+                raise ValueError(
+                    f"{doc_id}: {len(item.sentences)} sentences but {len(item.sentence_vectors)} vectors."
+                )
+            for vectors in (item.chunk_vectors, item.sentence_vectors):
+                if len(vectors) and vectors.shape[1] != dimension:
+                    raise ValueError(
+                        f"{doc_id}: vectors have dimension {vectors.shape[1]}; the index holds {dimension}."
+                    )
 
     @staticmethod
-    def _write_documents(
-        db: sqlite3.Connection,
-        items: Sequence[tuple[Document, str, Sequence[Chunk], np.ndarray]],
-        dimension: int,
-    ) -> _VectorChange:
-        change = _VectorChange()
+    def _write_documents(db: sqlite3.Connection, items: Sequence[IndexedDocument]) -> _Change:
+        change = _Change()
         next_position = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM documents").fetchone()[0]
-        for document, content_hash, chunks, vectors in items:
+        for item in items:
+            document = item.document
             old = db.execute("SELECT position FROM documents WHERE doc_id = ?", (document.doc_id,)).fetchone()
             position = old["position"] if old else next_position
             next_position += 0 if old else 1
-            change.removed.extend(_chunk_ids_of(db, document.doc_id))
-            db.execute("DELETE FROM chunks WHERE doc_id = ?", (document.doc_id,))
+            change.remove_document(db, document.doc_id)
             db.execute("DELETE FROM documents WHERE doc_id = ?", (document.doc_id,))
             db.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -335,14 +412,15 @@ class IndexStore:
                     document.url,
                     document.text,
                     json.dumps([entry.model_dump() for entry in document.page_map]),
-                    content_hash,
+                    item.content_hash,
                     position,
                 ),
             )
-            db.executemany(
-                "INSERT INTO chunks (doc_id, chunk_index, text, char_start, char_end, page, vector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
+            chunk_ids = []
+            for chunk, vector, words in zip(item.chunks, item.chunk_vectors, item.chunk_terms, strict=True):
+                cursor = db.execute(
+                    "INSERT INTO chunks (doc_id, chunk_index, text, char_start, char_end, page, terms, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         chunk.doc_id,
                         chunk.chunk_index,
@@ -350,26 +428,41 @@ class IndexStore:
                         chunk.char_start,
                         chunk.char_end,
                         chunk.page,
+                        json.dumps(words, ensure_ascii=False),
                         np.asarray(vector, dtype=np.float32).tobytes(),
-                    )
-                    for chunk, vector in zip(chunks, vectors, strict=True)
-                ],
-            )
-            change.added_ids.extend(_chunk_ids_of(db, document.doc_id))
-            change.added_vectors.append(np.asarray(vectors, dtype=np.float32).reshape(-1, dimension))
+                    ),
+                )
+                chunk_ids.append(cursor.lastrowid)
+                change.added_terms[cursor.lastrowid] = words
+            change.add("chunks", chunk_ids, item.chunk_vectors)
+            sentence_ids = []
+            for span, vector in zip(item.sentences, item.sentence_vectors, strict=True):
+                cursor = db.execute(
+                    "INSERT INTO sentences (chunk_id, char_start, char_end, page, vector) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        chunk_ids[span.chunk_index],
+                        span.char_start,
+                        span.char_end,
+                        document.page_at(span.char_start),
+                        np.asarray(vector, dtype=np.float32).tobytes(),
+                    ),
+                )
+                sentence_ids.append(cursor.lastrowid)
+                change.added_sentence_chunk[cursor.lastrowid] = chunk_ids[span.chunk_index]
+            change.add("sentences", sentence_ids, item.sentence_vectors)
         return change
 
     def delete(self, doc_id: str) -> None:
         """Remove a document, its chunks and their vectors."""
         with self.writer():
 
-            def write(db: sqlite3.Connection) -> _VectorChange:
+            def write(db: sqlite3.Connection) -> _Change:
                 if db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
                     raise DocumentNotFound(
                         f"No document with id {doc_id!r}. List the ids with GET /v1/documents."
                     )
-                change = _VectorChange(removed=_chunk_ids_of(db, doc_id))
-                db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+                change = _Change()
+                change.remove_document(db, doc_id)
                 db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
                 return change
 
@@ -383,7 +476,7 @@ class IndexStore:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _transaction(self, write: Callable[[sqlite3.Connection], _VectorChange | None]) -> None:
+    def _transaction(self, write: Callable[[sqlite3.Connection], _Change | None]) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -395,17 +488,47 @@ class IndexStore:
             db.execute("ROLLBACK")
             raise
         if change is not None and previous == self._generation:
-            # The vectors in memory were current: apply just this change instead of reloading all.
-            if change.removed:
-                self._vectors.remove_ids(np.array(change.removed, dtype=np.int64))
-            if change.added_ids:
-                self._vectors.add_with_ids(
-                    np.concatenate(change.added_vectors), np.array(change.added_ids, dtype=np.int64)
-                )
+            # What is in memory was current: apply just this change instead of reloading everything.
+            self._apply(change)
             self._generation = previous + 1
             self._save_vectors(self._generation)
         else:
             self._load_vectors()
+
+    def _apply(self, change: _Change) -> None:
+        for kind, index in self._vectors.items():
+            if change.removed[kind]:
+                index.remove_ids(np.array(change.removed[kind], dtype=np.int64))
+            if change.added_ids[kind]:
+                index.add_with_ids(
+                    np.concatenate(change.added_vectors[kind]).astype(np.float32),
+                    np.array(change.added_ids[kind], dtype=np.int64),
+                )
+        for chunk_id in change.removed["chunks"]:
+            self._chunk_terms.pop(chunk_id, None)
+        for sentence_id in change.removed["sentences"]:
+            self._sentence_chunk.pop(sentence_id, None)
+        self._chunk_terms.update(change.added_terms)
+        self._sentence_chunk.update(change.added_sentence_chunk)
+        self._lexical = None
+
+    def _lexical_index(self) -> LexicalIndex:
+        if self._lexical is None:
+            ids = sorted(self._chunk_terms)
+            self._lexical = LexicalIndex(np.array(ids, dtype=np.int64), [self._chunk_terms[i] for i in ids])
+        return self._lexical
+
+    def _nearest(
+        self, kind: str, query: np.ndarray, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        index = self._vectors[kind]
+        k = min(index.ntotal, MAX_SCORED[kind], index.ntotal if allowed is None else len(allowed))
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = index.search(query, k, params=params)
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
 
     def _new_vector_index(self) -> faiss.IndexIDMap2:
         # Exact inner product: on normalised vectors it is cosine similarity, with no recall lost
@@ -414,35 +537,52 @@ class IndexStore:
 
     def _load_vectors(self) -> None:
         generation = self.generation
-        tag_path = self.directory / VECTORS_TAG_FILE
-        vectors_path = self.directory / VECTORS_FILE
+        self._chunk_terms = {
+            row["id"]: json.loads(row["terms"]) for row in self._db.execute("SELECT id, terms FROM chunks")
+        }
+        self._sentence_chunk = {
+            row["id"]: row["chunk_id"] for row in self._db.execute("SELECT id, chunk_id FROM sentences")
+        }
+        self._lexical = None
         try:
-            tag = json.loads(tag_path.read_text())
+            tag = json.loads((self.directory / VECTORS_TAG_FILE).read_text())
         except (OSError, ValueError):
             tag = {}
-        if tag.get("generation") == generation and vectors_path.exists():
-            index = faiss.read_index(str(vectors_path))
-            if index.d == self.manifest.dimension:
-                self._vectors, self._generation = index, generation
+        if tag.get("generation") == generation and all(
+            (self.directory / name).exists() for name in VECTOR_FILES.values()
+        ):
+            loaded = {
+                kind: faiss.read_index(str(self.directory / name)) for kind, name in VECTOR_FILES.items()
+            }
+            if all(index.d == self.manifest.dimension for index in loaded.values()):
+                self._vectors, self._generation = loaded, generation
                 return
         self._rebuild_vectors(generation)
 
     def _rebuild_vectors(self, generation: int) -> None:
-        rows = self._db.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
-        index = self._new_vector_index()
-        if rows:
-            ids = np.array([row["id"] for row in rows], dtype=np.int64)
-            index.add_with_ids(_vectors_from_rows(rows, self.manifest.dimension), ids)
-        self._vectors, self._generation = index, generation
+        for kind in VECTOR_FILES:
+            rows = self._db.execute(f"SELECT id, vector FROM {kind} ORDER BY id").fetchall()
+            index = self._new_vector_index()
+            if rows:
+                ids = np.array([row["id"] for row in rows], dtype=np.int64)
+                index.add_with_ids(_vectors_from_rows(rows, self.manifest.dimension), ids)
+            self._vectors[kind] = index
+        self._generation = generation
         self._save_vectors(generation)
-        logger.debug("Rebuilt FAISS index with %d vectors (generation %d)", index.ntotal, generation)
+        logger.debug(
+            "Rebuilt FAISS indexes: %d chunks, %d sentences (generation %d)",
+            self._vectors["chunks"].ntotal,
+            self._vectors["sentences"].ntotal,
+            generation,
+        )
 
     def _save_vectors(self, generation: int) -> None:
-        vectors_tmp = self.directory / f".{VECTORS_FILE}.tmp"
+        for kind, name in VECTOR_FILES.items():
+            temporary = self.directory / f".{name}.tmp"
+            faiss.write_index(self._vectors[kind], str(temporary))
+            _fsync(temporary)
+            os.replace(temporary, self.directory / name)
         tag_tmp = self.directory / f".{VECTORS_TAG_FILE}.tmp"
-        faiss.write_index(self._vectors, str(vectors_tmp))
-        _fsync(vectors_tmp)
-        os.replace(vectors_tmp, self.directory / VECTORS_FILE)
         tag_tmp.write_text(json.dumps({"generation": generation}))
         _fsync(tag_tmp)
         os.replace(tag_tmp, self.directory / VECTORS_TAG_FILE)
@@ -475,14 +615,35 @@ class IndexStore:
 
 
 @dataclass
-class _VectorChange:
-    removed: list[int] = field(default_factory=list)
-    added_ids: list[int] = field(default_factory=list)
-    added_vectors: list[np.ndarray] = field(default_factory=list)
+class _Change:
+    """What a transaction removed and added, to update the in-memory indexes without a reload."""
 
+    removed: dict[str, list[int]] = field(default_factory=lambda: {kind: [] for kind in VECTOR_FILES})
+    added_ids: dict[str, list[int]] = field(default_factory=lambda: {kind: [] for kind in VECTOR_FILES})
+    added_vectors: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {kind: [] for kind in VECTOR_FILES}
+    )
+    added_terms: dict[int, list[str]] = field(default_factory=dict)
+    added_sentence_chunk: dict[int, int] = field(default_factory=dict)
 
-def _chunk_ids_of(db: sqlite3.Connection, doc_id: str) -> list[int]:
-    return [row[0] for row in db.execute("SELECT id FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,))]
+    def remove_document(self, db: sqlite3.Connection, doc_id: str) -> None:
+        """Delete a document's chunks (their sentences cascade), noting the ids removed."""
+        self.removed["chunks"].extend(
+            row[0] for row in db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))
+        )
+        self.removed["sentences"].extend(
+            row[0]
+            for row in db.execute(
+                "SELECT s.id FROM sentences s JOIN chunks c ON c.id = s.chunk_id WHERE c.doc_id = ?",
+                (doc_id,),
+            )
+        )
+        db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    def add(self, kind: str, ids: list[int], vectors: np.ndarray) -> None:
+        if ids:
+            self.added_ids[kind].extend(ids)
+            self.added_vectors[kind].append(np.asarray(vectors, dtype=np.float32))
 
 
 def _chunk_hit(row: sqlite3.Row, score: float) -> ChunkHit:

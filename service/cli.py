@@ -18,10 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from embeddings.embedded import EmbeddingModelError
+from eval.cli import eval_command
 from index.errors import IndexStoreError
 from index.ingest import IngestReport, ProgressHook
 from index.search import SearchFilters, SearchResult
-from service.highlight import highlight_terms
+from service.highlight import render_answer, render_passage
 from service.resources import Resources
 from service.settings import Settings
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.command("eval")(eval_command)
 
 console = Console()
 errors = Console(stderr=True)
@@ -171,6 +173,8 @@ def _print_search_result(result: SearchResult) -> None:
     if not result.passages:
         console.print("No passages found. Is the index empty? Add articles with `citeqa ingest PATH`.")
         return
+    console.print(render_answer(result))
+    console.print()
     for passage in result.passages:
         citation = passage.citation
         page = f"p. {citation.page}" if citation.page is not None else "page unknown"
@@ -179,7 +183,7 @@ def _print_search_result(result: SearchResult) -> None:
             f"[bold]《{escape(citation.title)}》[/]  {escape(citation.section or '')}  {page}"
         )
         console.print(header)
-        console.print(highlight_terms(passage.text, result.question), soft_wrap=True)
+        console.print(render_passage(passage, result.question), soft_wrap=True)
         console.print(
             f"[dim]{escape(citation.source)} · {citation.doc_id} · "
             f"chars {citation.char_start}–{citation.char_end}[/]"

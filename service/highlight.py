@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 import jieba
+from rich.markup import escape
 from rich.text import Text
+
+from index.search import Passage, SearchResult
 
 jieba.setLogLevel(60)
 
@@ -36,3 +39,20 @@ def highlight_terms(passage: str, question: str, style: str = "bold yellow") -> 
         for match in pattern.finditer(passage):
             text.stylize(style, match.start(), match.end())
     return text
+
+
+def render_passage(passage: Passage, question: str) -> Text:
+    """A passage for the terminal: its best-matching sentence underlined, the question's words marked."""
+    text = highlight_terms(passage.text, question)
+    if passage.highlight is not None:
+        text.stylize("underline", passage.highlight.char_start, passage.highlight.char_end)
+    return text
+
+
+def render_answer(result: SearchResult) -> str:
+    """The answer line printed above the passages (rich markup)."""
+    if not result.answerable or result.answer is None:
+        return "[yellow]No passage in the index seems to answer this; the closest ones follow.[/]"
+    citation = result.answer.citation
+    page = f", p. {citation.page}" if citation.page is not None else ""
+    return f"[bold green]Answer:[/] {escape(result.answer.text)}  [dim]《{escape(citation.title)}》{page}[/]"

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from index.search import Passage, Searcher, SearchFilters, SearchResult
 from service.chat import retrieval_query
-from service.highlight import highlight_terms
+from service.highlight import render_answer, render_passage
 
 PROMPT = "› "
 HELP = """[bold]Ask a question[/] in Chinese or English; follow-ups such as "那华为呢？" or "and Apple?" are read in
@@ -76,9 +76,10 @@ def _print_result(console: Console, result: SearchResult) -> None:
     if not result.passages:
         console.print("No passages found. Is the index empty? Add articles with `citeqa ingest PATH`.")
         return
+    console.print(render_answer(result))
     for passage in result.passages:
         console.print(_citation_line(passage))
-        console.print(Text("    ").append(highlight_terms(passage.text, result.question)), soft_wrap=True)
+        console.print(Text("    ").append(render_passage(passage, result.question)), soft_wrap=True)
     console.print(f"[dim]{len(result.passages)} passages in {result.took_ms:.0f} ms[/]\n")
 
 

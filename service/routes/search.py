@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from index.search import SearchFilters, SearchResult
+from index.search import DEFAULT_MODE, SearchFilters, SearchMode, SearchResult
 from service.deps import ResourcesDep
 from service.errors import ServiceError
 
@@ -16,6 +16,9 @@ class SearchRequest(BaseModel):
     )
     top_k: int = Field(default=5, ge=1, le=50, description="How many passages to return (1–50).")
     filters: SearchFilters = Field(default_factory=SearchFilters)
+    mode: SearchMode = Field(
+        default=DEFAULT_MODE, description="hybrid (default: embeddings + keywords), dense or lexical."
+    )
 
     model_config = {
         "json_schema_extra": {
@@ -33,7 +36,9 @@ class SearchRequest(BaseModel):
 
 @router.post("/search", response_model=SearchResult, summary="Ranked passages that answer a question")
 def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
-    """Embed the question, search the index and return the top passages, each with its citation.
+    """Embed the question, search the index and return the top passages, each with its citation,
+    the sentence that best answers (`answer`, and `highlight` within each passage), and
+    `answerable: false` when nothing in the index seems to answer.
 
     `citation.char_start`/`char_end` locate the passage exactly in the article's text
     (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
@@ -41,4 +46,6 @@ def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
     question = request.question.strip()
     if not question:
         raise ServiceError("question is blank: send a question with at least one visible character.")
-    return resources.searcher.search(question, top_k=request.top_k, filters=request.filters)
+    return resources.searcher.search(
+        question, top_k=request.top_k, filters=request.filters, mode=request.mode
+    )

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.chunking import Chunker, embedding_text
+from index.chunking import Chunker, matching_text, sentence_spans
 from index.documents import Document, PageStart
 
 CHINESE = "工信部年底密集调研前沿科技行业加快推动产业高质量发展我国基站建设处于全球领先地位"
@@ -58,10 +58,22 @@ def test_chunks_know_the_page_they_start_on() -> None:
     assert [(c.char_start, c.page) for c in chunks] == [(0, 7), (70, 7), (140, 8), (210, 8)]
 
 
-def test_embedded_text_carries_section_and_title_as_context() -> None:
+def test_keyword_matching_text_carries_section_and_title_as_context() -> None:
     document = Document(doc_id="d", title="云安全保障数字经济", text="正文。", source="s", section="产业环境")
     chunk = Chunker(chunk_size=50, chunk_overlap=0).split(document)[0]
-    assert embedding_text(document, chunk) == "产业环境 · 云安全保障数字经济\n正文。"
+    assert matching_text(document, chunk) == "产业环境 · 云安全保障数字经济\n正文。"
+
+
+def test_sentences_are_located_in_the_document_and_short_fragments_left_out() -> None:
+    text = "出台背景\n\n“九章”构建了76个光子的量子计算原型机。”他说。处理速度比超级计算机快一百万亿倍！"
+    document = Document(doc_id="d", title="t", text="前言。" + text, source="s")
+    chunk = Chunker(chunk_size=200, chunk_overlap=0).split(document)[0]
+    spans = sentence_spans(chunk)
+    assert [document.text[s.char_start : s.char_end] for s in spans] == [
+        "“九章”构建了76个光子的量子计算原型机。”",
+        "处理速度比超级计算机快一百万亿倍！",
+    ]
+    assert {s.chunk_index for s in spans} == {0}
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,8 @@ CHILD = textwrap.dedent(
 
     if crash == "inside-transaction":
         original = IndexStore._write_documents
-        def write_then_die(db, items, dimension):
-            original(db, items, dimension)
+        def write_then_die(db, items):
+            original(db, items)
             os._exit(9)  # rows written, transaction not committed
         IndexStore._write_documents = staticmethod(write_then_die)
     if crash == "before-faiss-rename":
@@ -80,7 +80,7 @@ def _assert_earlier_documents_whole(directory: Path) -> IndexStore:
         hits = Searcher(store, encoder).search(document.text[:12], top_k=1).passages
         assert hits[0].citation.doc_id == document.doc_id
     # Every stored chunk is searchable: the FAISS index holds exactly the stored chunks.
-    assert store._vectors.ntotal == store.counts()[1]
+    assert store.vector_counts()["chunks"] == store.counts()[1]
     return store
 
 

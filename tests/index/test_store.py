@@ -9,7 +9,7 @@ from index.chunking import Chunker
 from index.errors import DocumentNotFound, IndexModelMismatch
 from index.ingest import Indexer
 from index.search import Searcher, SearchFilters
-from index.store import VECTORS_TAG_FILE, IndexStore, Manifest
+from index.store import VECTORS_TAG_FILE, IndexedDocument, IndexStore, Manifest
 from tests.conftest import make_document, manifest_for
 from tests.fakes import FakeEncoder
 
@@ -156,6 +156,15 @@ def test_a_second_store_sees_writes_made_by_another_process(tmp_path: Path, fake
 
 def test_vectors_of_the_wrong_dimension_are_rejected(store: IndexStore, chunker: Chunker) -> None:
     chunks = chunker.split(CLOUD)
+    item = IndexedDocument(
+        document=CLOUD,
+        content_hash="hash",
+        chunks=chunks,
+        chunk_vectors=np.ones((len(chunks), 3), dtype=np.float32),
+        chunk_terms=[[] for _ in chunks],
+        sentences=[],
+        sentence_vectors=np.zeros((0, 3), dtype=np.float32),
+    )
     with pytest.raises(ValueError, match="dimension 3"):
-        store.upsert(CLOUD, "hash", chunks, np.ones((len(chunks), 3), dtype=np.float32))
+        store.upsert([item])
     assert store.counts() == (0, 0)

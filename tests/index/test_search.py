@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.ingest import Indexer
+from index.search import RankingWeights, Searcher, _z
+from index.store import ChunkScores, IndexStore
+from tests.conftest import make_document
+
+PANEL = make_document(
+    "手机销量下滑，面板出货缘何创新高",
+    "今年手机市场整体下滑。第三季度全球智能手机面板出货量约为5亿片，达到自2018年以来单季度出货的最高值。"
+    "群智咨询认为需求仍将持续。",
+    section="企业情报",
+)
+QUANTUM = make_document(
+    "九章问世", "九章构建了76个光子的量子计算原型机。处理速度比超级计算机快一百万亿倍。", section="技术情报"
+)
+
+
+def scores(dense: list[float], sentence: list[float], lexical: list[float]) -> ChunkScores:
+    n = len(dense)
+    return ChunkScores(
+        chunk_ids=np.arange(1, n + 1),
+        dense=np.array(dense, dtype=np.float32),
+        sentence=np.array(sentence, dtype=np.float32),
+        best_sentence=np.full(n, -1),
+        lexical=np.array(lexical, dtype=np.float32),
+    )
+
+
+def test_z_scores_have_zero_mean_and_unit_spread_and_flat_input_gives_zeros() -> None:
+    z = _z(np.array([1.0, 2.0, 3.0]))
+    assert z.mean() == pytest.approx(0.0)
+    assert z.std() == pytest.approx(1.0)
+    assert list(_z(np.array([4.0, 4.0]))) == [0.0, 0.0]
+
+
+def test_hybrid_lets_a_strong_keyword_match_overtake_a_slightly_closer_embedding(
+    store: IndexStore, fake_encoder
+) -> None:
+    searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.5, lexical=0.3))
+    # Chunk 1 is a hair closer in meaning; chunk 2 holds the question's rare terms (BM25 far ahead).
+    candidates = scores(
+        dense=[0.82, 0.81, 0.70, 0.69], sentence=[0.82, 0.81, 0.70, 0.69], lexical=[0.0, 9.0, 0.0, 0.0]
+    )
+    assert list(np.argsort(-searcher._rank(candidates, "dense"))) == [0, 1, 2, 3]
+    assert list(np.argsort(-searcher._rank(candidates, "hybrid"))) == [1, 0, 2, 3]
+    assert int(np.argmax(searcher._rank(candidates, "lexical"))) == 1
+
+
+def test_dense_relevance_blends_chunk_and_closest_sentence_by_the_sentence_share(store, fake_encoder) -> None:
+    searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.25))
+    relevance = searcher._relevance(scores(dense=[0.4], sentence=[0.8], lexical=[0.0]))
+    assert relevance[0] == pytest.approx(0.75 * 0.4 + 0.25 * 0.8)
+
+
+def test_each_passage_highlights_its_sentence_closest_to_the_question(
+    indexer: Indexer, store, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    result = Searcher(store, fake_encoder).search("第三季度全球智能手机面板出货量是多少", top_k=2)
+    top = result.passages[0]
+    assert top.citation.doc_id == PANEL.doc_id
+    assert top.highlight is not None
+    highlighted = top.text[top.highlight.char_start : top.highlight.char_end]
+    assert highlighted == "第三季度全球智能手机面板出货量约为5亿片，达到自2018年以来单季度出货的最高值。"
+    assert result.answerable
+    assert result.answer is not None
+    assert result.answer.text == highlighted
+    answer_span = result.answer.citation
+    assert PANEL.text[answer_span.char_start : answer_span.char_end] == highlighted
+
+
+def test_below_the_threshold_the_question_is_flagged_unanswerable(
+    indexer: Indexer, store, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    strict = Searcher(store, fake_encoder, RankingWeights(answerable_threshold=0.99))
+    result = strict.search("欧盟半导体联盟的成员有哪些", top_k=3)
+    assert result.answerable is False
+    assert result.answer is None
+    assert result.confidence < 0.99
+    assert len(result.passages) == 2  # the closest passages are still shown
+    lenient = Searcher(store, fake_encoder, RankingWeights(answerable_threshold=-1.0))
+    assert lenient.search("欧盟半导体联盟的成员有哪些", top_k=3).answerable is True
+
+
+def test_near_duplicate_passages_are_collapsed(indexer: Indexer, store, fake_encoder) -> None:
+    original = make_document("甲", "今年四川数字经济规模预计超过一点六万亿元，同比增长百分之十五。")
+    reprinted = make_document("乙", "今年四川数字经济规模预计超过一点六万亿元，同比增长百分之十五！")
+    indexer.add([original, reprinted, QUANTUM])
+    found = Searcher(store, fake_encoder).search("四川数字经济规模", top_k=3).passages
+    assert sum("四川数字经济" in p.text for p in found) == 1
+
+
+def test_an_empty_index_returns_no_passages_and_is_unanswerable(store, fake_encoder) -> None:
+    result = Searcher(store, fake_encoder).search("任何问题", top_k=3)
+    assert result.passages == []
+    assert result.answerable is False
