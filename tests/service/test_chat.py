@@ -183,9 +183,9 @@ def test_context_finds_the_gold_article_of_many_more_follow_ups_with_the_fake_en
     sample_resources: Resources,
 ) -> None:
     figures = measure(sample_resources.searcher, FOLLOWUPS, k=5)
-    # Measured: alone 5/30 top-1 and 7/30 top-5; with context 15/30 and 20/30. The bigram encoder only sees
-    # shared characters, so a follow-up alone ("那华为呢？") has almost nothing to match.
-    assert figures.context_topk >= figures.alone_topk + 10
+    # Measured with hybrid search: alone 12/30 top-1 and 20/30 top-5; with context 22/30 and 26/30. The
+    # bigram encoder only sees shared characters, so a follow-up alone ("那华为呢？") has little to match.
+    assert figures.context_topk >= figures.alone_topk + 5
     assert figures.context_top1 >= figures.alone_top1 + 8
 
 
