@@ -9,11 +9,12 @@ Three retrieval modes, each measured in docs/EVAL.md:
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from index.lexical import terms
 from index.store import ChunkHit, ChunkScores, IndexStore
@@ -82,15 +83,26 @@ class SearchResult(BaseModel):
 class RankingWeights(BaseModel):
     """How the signals are combined; the defaults are the best measured on the dev set (docs/EVAL.md)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     sentence: float = Field(
         default=0.5, ge=0, le=1, description="Share of the closest sentence in dense relevance."
     )
     lexical: float = Field(
         default=0.3, ge=0, description="Weight of BM25's z-score against dense relevance's."
     )
-    answerable_threshold: float = Field(
-        default=0.0, description="Least confidence at which the question counts as answerable."
+    # Cross-lingual pairs score lower cosines than same-language ones, so a question written in Latin
+    # script (English) against the Chinese sample gets its own threshold (scripts/calibrate_answerable.py).
+    answerable_threshold_cjk: float = Field(
+        default=0.0,
+        description="Least confidence at which a question in Chinese script counts as answerable.",
     )
+    answerable_threshold_other: float = Field(
+        default=0.0, description="Least confidence at which a question in other scripts counts as answerable."
+    )
+
+    def answerable_threshold(self, question: str) -> float:
+        return self.answerable_threshold_cjk if is_cjk(question) else self.answerable_threshold_other
 
 
 # Candidates ranked beyond top_k, so that collapsing near-duplicates still leaves top_k passages.
@@ -137,7 +149,7 @@ class Searcher:
             for rank, (position, hit) in enumerate(kept, start=1)
         ]
         confidence = float(self._relevance(scores)[kept[0][0]]) if kept else 0.0
-        answerable = bool(kept) and confidence >= self.weights.answerable_threshold
+        answerable = bool(kept) and confidence >= self.weights.answerable_threshold(question)
         took_ms = (time.perf_counter() - started) * 1000
         return SearchResult(
             question=question,
@@ -162,6 +174,17 @@ class Searcher:
         if mode == "lexical":
             return scores.lexical
         return _z(self._relevance(scores)) + self.weights.lexical * _z(scores.lexical)
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def is_cjk(text: str) -> bool:
+    """Whether a text is mainly Chinese: at least as many Chinese characters as Latin words
+    ("Apple的iPhone 12销量" is Chinese, "How many 5G基站?" is not)."""
+    cjk = len(_CJK.findall(text))
+    return cjk > 0 and cjk >= len(_LATIN_WORD.findall(text))
 
 
 def _z(values: np.ndarray) -> np.ndarray:

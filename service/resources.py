@@ -49,7 +49,7 @@ class Resources:
             settings=settings,
             encoder=encoder,
             store=store,
-            searcher=Searcher(store, encoder),
+            searcher=Searcher(store, encoder, settings.ranking_weights()),
             indexer=Indexer(store, encoder, chunker),
         )
 

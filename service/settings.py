@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.search import RankingWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = PROJECT_ROOT / "data" / "sample"
@@ -38,6 +39,25 @@ class Settings(BaseSettings):
         default=300, ge=50, le=600, description="Maximum characters in a chunk (passage)."
     )
     chunk_overlap: int = Field(default=60, ge=0, description="Characters shared by neighbouring chunks.")
+    sentence_weight: float = Field(
+        default=RankingWeights().sentence,
+        ge=0,
+        le=1,
+        description="Share of the closest sentence's cosine in dense relevance.",
+    )
+    lexical_weight: float = Field(
+        default=RankingWeights().lexical,
+        ge=0,
+        description="Weight of keyword (BM25) scores against dense ones in hybrid search.",
+    )
+    answerable_threshold_cjk: float = Field(
+        default=RankingWeights().answerable_threshold_cjk,
+        description="Least confidence for a Chinese question to count as answerable.",
+    )
+    answerable_threshold_other: float = Field(
+        default=RankingWeights().answerable_threshold_other,
+        description="Least confidence for a question in another script (English) to count as answerable.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
     sample_corpus: Path = Field(
@@ -55,7 +75,10 @@ class Settings(BaseSettings):
             )
         return self
 
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+    def ranking_weights(self) -> RankingWeights:
+        return RankingWeights(
+            sentence=self.sentence_weight,
+            lexical=self.lexical_weight,
+            answerable_threshold_cjk=self.answerable_threshold_cjk,
+            answerable_threshold_other=self.answerable_threshold_other,
+        )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from index.ingest import Indexer
-from index.search import RankingWeights, Searcher, _z
+from index.search import RankingWeights, Searcher, _z, is_cjk
 from index.store import ChunkScores, IndexStore
 from tests.conftest import make_document
 
@@ -77,14 +77,39 @@ def test_below_the_threshold_the_question_is_flagged_unanswerable(
     indexer: Indexer, store, fake_encoder
 ) -> None:
     indexer.add([PANEL, QUANTUM])
-    strict = Searcher(store, fake_encoder, RankingWeights(answerable_threshold=0.99))
+    strict = Searcher(store, fake_encoder, RankingWeights(answerable_threshold_cjk=0.99))
     result = strict.search("欧盟半导体联盟的成员有哪些", top_k=3)
     assert result.answerable is False
     assert result.answer is None
     assert result.confidence < 0.99
     assert len(result.passages) == 2  # the closest passages are still shown
-    lenient = Searcher(store, fake_encoder, RankingWeights(answerable_threshold=-1.0))
+    lenient = Searcher(store, fake_encoder, RankingWeights(answerable_threshold_cjk=-1.0))
     assert lenient.search("欧盟半导体联盟的成员有哪些", top_k=3).answerable is True
+
+
+def test_chinese_and_other_questions_are_held_to_their_own_thresholds(
+    indexer: Indexer, store, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    weights = RankingWeights(answerable_threshold_cjk=-1.0, answerable_threshold_other=0.99)
+    searcher = Searcher(store, fake_encoder, weights)
+    assert searcher.search("九章量子计算原型机", top_k=1).answerable is True
+    assert searcher.search("What is Jiuzhang?", top_k=1).answerable is False
+
+
+@pytest.mark.parametrize(
+    ("question", "chinese"),
+    [
+        ("华为2020年全年销售收入是多少？", True),
+        ("Apple的iPhone 12销量", True),
+        ("How many 5G基站?", False),
+        ("What is SMIC?", False),
+    ],
+)
+def test_a_question_counts_as_chinese_when_it_has_as_many_chinese_characters_as_latin_words(
+    question: str, chinese: bool
+) -> None:
+    assert is_cjk(question) is chinese
 
 
 def test_near_duplicate_passages_are_collapsed(indexer: Indexer, store, fake_encoder) -> None:
