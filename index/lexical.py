@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import bm25s
@@ -10,6 +11,8 @@ import jieba
 import numpy as np
 
 jieba.setLogLevel(logging.WARNING)
+
+_CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def terms(text: str) -> list[str]:
@@ -22,6 +25,8 @@ class LexicalIndex:
 
     def __init__(self, chunk_ids: np.ndarray, term_lists: Sequence[list[str]]) -> None:
         self.chunk_ids = chunk_ids
+        vocabulary = {word for words in term_lists for word in words}
+        self.chinese_share = sum(bool(_CHINESE.search(word)) for word in vocabulary) / max(len(vocabulary), 1)
         self._bm25: bm25s.BM25 | None = None
         if len(term_lists):
             self._bm25 = bm25s.BM25()

@@ -4,7 +4,9 @@ Three retrieval modes, each measured in docs/EVAL.md:
 - `dense`: the question's embedding against each chunk's and against its closest sentence's
   (small units matched, the whole chunk returned);
 - `lexical`: BM25 over jieba words of the chunk with its article's title and section;
-- `hybrid` (default): both, each z-normalised over the candidate chunks, then weighted.
+- `hybrid` (default): both, each z-normalised over the candidate chunks, then weighted; keywords count
+  only when the question is in the script of the indexed words (Chinese questions over Chinese
+  articles), since across languages BM25 matches only stray words.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class RankingWeights(BaseModel):
         default=0.5, ge=0, le=1, description="Share of the closest sentence in dense relevance."
     )
     lexical: float = Field(
-        default=0.3, ge=0, description="Weight of BM25's z-score against dense relevance's."
+        default=0.5, ge=0, description="Weight of BM25's z-score against dense relevance's."
     )
     # Cross-lingual pairs score lower cosines than same-language ones, so a question written in Latin
     # script (English) against the Chinese sample gets its own threshold (scripts/calibrate_answerable.py).
@@ -134,7 +136,7 @@ class Searcher:
         scores = self.store.score(
             query_vector, terms(question), sections=filters.sections, doc_ids=filters.doc_ids
         )
-        ranking = self._rank(scores, mode)
+        ranking = self._rank(scores, mode, question)
         order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
         hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
         spans = self.store.sentence_spans(scores.best_sentence[order])
@@ -168,12 +170,17 @@ class Searcher:
         share = self.weights.sentence
         return (1 - share) * scores.dense + share * scores.sentence
 
-    def _rank(self, scores: ChunkScores, mode: SearchMode) -> np.ndarray:
+    def _rank(self, scores: ChunkScores, mode: SearchMode, question: str) -> np.ndarray:
         if mode == "dense":
             return self._relevance(scores)
         if mode == "lexical":
             return scores.lexical
-        return _z(self._relevance(scores)) + self.weights.lexical * _z(scores.lexical)
+        return _z(self._relevance(scores)) + self._lexical_weight(question) * _z(scores.lexical)
+
+    def _lexical_weight(self, question: str) -> float:
+        # Keywords only match within a language: an English question over Chinese articles shares
+        # nothing but stray Latin words and digits with them, and BM25 on those ranks noise first.
+        return self.weights.lexical if is_cjk(question) == self.store.vocabulary_is_chinese() else 0.0
 
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -155,6 +155,7 @@ class IndexStore:
         self._sentence_chunk: dict[int, int] = {}
         self._chunk_terms: dict[int, list[str]] = {}
         self._lexical: LexicalIndex | None = None
+        self._sentence_table: tuple[np.ndarray, np.ndarray] | None = None
         self._generation = -1
         self._load_vectors()
 
@@ -277,47 +278,42 @@ class IndexStore:
         self.refresh()
         with self._lock:
             allowed = self._chunk_ids_matching(sections, doc_ids) if sections or doc_ids else None
-            chunk_ids = (
-                allowed if allowed is not None else np.array(sorted(self._chunk_terms), dtype=np.int64)
-            )
+            lexical_index = self._lexical_index()
+            chunk_ids = lexical_index.chunk_ids if allowed is None else np.sort(allowed)
             if chunk_ids.size == 0:
                 empty = np.zeros(0, dtype=np.float32)
                 return ChunkScores(chunk_ids, empty, empty, np.zeros(0, dtype=np.int64), empty)
-            position = {int(chunk_id): i for i, chunk_id in enumerate(chunk_ids)}
             query = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
 
-            dense_ids, dense_scores = self._nearest("chunks", query, allowed)
-            dense = np.full(
-                len(chunk_ids), dense_scores.min() if dense_scores.size else 0.0, dtype=np.float32
+            found_ids, found_scores = self._nearest("chunks", query, allowed)
+            dense = np.full(chunk_ids.size, found_scores.min(initial=0.0), dtype=np.float32)
+            dense[np.searchsorted(chunk_ids, found_ids)] = found_scores
+
+            sentence_ids, sentence_chunks = self._sentence_arrays()
+            in_scope = np.isin(sentence_chunks, chunk_ids)
+            found_ids, found_scores = self._nearest(
+                "sentences", query, None if allowed is None else sentence_ids[in_scope]
             )
-            for chunk_id, score in zip(dense_ids, dense_scores, strict=True):
-                dense[position[int(chunk_id)]] = score
+            # A chunk takes its closest sentence's cosine; one whose sentences all lie beyond the
+            # neighbours fetched gets the lowest cosine seen, and one without sentences its own.
+            sentence = np.where(
+                np.isin(chunk_ids, sentence_chunks[in_scope]), found_scores.min(initial=0.0), dense
+            ).astype(np.float32)
+            best_sentence = np.full(chunk_ids.size, -1, dtype=np.int64)
+            ascending = np.argsort(found_scores, kind="stable")
+            found_ids, found_scores = found_ids[ascending], found_scores[ascending]
+            positions = np.searchsorted(chunk_ids, sentence_chunks[np.searchsorted(sentence_ids, found_ids)])
+            # Assigned in ascending order, so the highest score of each chunk is the one that stays.
+            sentence[positions] = found_scores
+            best_sentence[positions] = found_ids
 
-            sentence = dense.copy()
-            best_sentence = np.full(len(chunk_ids), -1, dtype=np.int64)
-            allowed_sentences = None
-            if allowed is not None:
-                allowed_sentences = np.array(
-                    [sid for sid, cid in self._sentence_chunk.items() if cid in position], dtype=np.int64
-                )
-            if allowed_sentences is None or allowed_sentences.size:
-                sentence_ids, sentence_scores = self._nearest("sentences", query, allowed_sentences)
-                floor = sentence_scores.min() if sentence_scores.size else 0.0
-                has_sentence = np.zeros(len(chunk_ids), dtype=bool)
-                for sentence_id, score in zip(sentence_ids, sentence_scores, strict=True):
-                    i = position[self._sentence_chunk[int(sentence_id)]]
-                    if not has_sentence[i] or score > sentence[i]:
-                        sentence[i], best_sentence[i], has_sentence[i] = score, sentence_id, True
-                # Chunks whose sentences all lie beyond the neighbours fetched get the lowest score seen.
-                chunks_with_sentences = {cid for cid in self._sentence_chunk.values()}
-                for i, chunk_id in enumerate(chunk_ids):
-                    if not has_sentence[i] and int(chunk_id) in chunks_with_sentences:
-                        sentence[i] = floor
-
-            lexical_all = self._lexical_index().scores(query_terms)
-            lexical_position = {int(c): i for i, c in enumerate(self._lexical_index().chunk_ids)}
-            lexical = np.array([lexical_all[lexical_position[int(c)]] for c in chunk_ids], dtype=np.float32)
+            lexical = lexical_index.scores(query_terms)[np.searchsorted(lexical_index.chunk_ids, chunk_ids)]
         return ChunkScores(chunk_ids, dense, sentence, best_sentence, lexical)
+
+    def vocabulary_is_chinese(self) -> bool:
+        """Whether most of the words indexed for keyword search are Chinese."""
+        with self._lock:
+            return self._lexical_index().chinese_share >= 0.5
 
     def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
         """The chunks with what a citation needs, in the order given."""
@@ -511,6 +507,15 @@ class IndexStore:
         self._chunk_terms.update(change.added_terms)
         self._sentence_chunk.update(change.added_sentence_chunk)
         self._lexical = None
+        self._sentence_table = None
+
+    def _sentence_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sentence ids (sorted) and the chunk each belongs to, as aligned arrays."""
+        if self._sentence_table is None:
+            ids = np.array(sorted(self._sentence_chunk), dtype=np.int64)
+            chunks = np.array([self._sentence_chunk[int(i)] for i in ids], dtype=np.int64)
+            self._sentence_table = (ids, chunks)
+        return self._sentence_table
 
     def _lexical_index(self) -> LexicalIndex:
         if self._lexical is None:
@@ -544,6 +549,7 @@ class IndexStore:
             row["id"]: row["chunk_id"] for row in self._db.execute("SELECT id, chunk_id FROM sentences")
         }
         self._lexical = None
+        self._sentence_table = None
         try:
             tag = json.loads((self.directory / VECTORS_TAG_FILE).read_text())
         except (OSError, ValueError):

@@ -19,7 +19,9 @@ QUANTUM = make_document(
 )
 
 
-def scores(dense: list[float], sentence: list[float], lexical: list[float]) -> ChunkScores:
+def scores(
+    dense: list[float], sentence: list[float], lexical: list[float], coverage: float = 1.0
+) -> ChunkScores:
     n = len(dense)
     return ChunkScores(
         chunk_ids=np.arange(1, n + 1),
@@ -38,16 +40,29 @@ def test_z_scores_have_zero_mean_and_unit_spread_and_flat_input_gives_zeros() ->
 
 
 def test_hybrid_lets_a_strong_keyword_match_overtake_a_slightly_closer_embedding(
-    store: IndexStore, fake_encoder
+    indexer: Indexer, store: IndexStore, fake_encoder
 ) -> None:
+    indexer.add([PANEL, QUANTUM])  # a Chinese vocabulary
     searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.5, lexical=0.3))
     # Chunk 1 is a hair closer in meaning; chunk 2 holds the question's rare terms (BM25 far ahead).
     candidates = scores(
         dense=[0.82, 0.81, 0.70, 0.69], sentence=[0.82, 0.81, 0.70, 0.69], lexical=[0.0, 9.0, 0.0, 0.0]
     )
-    assert list(np.argsort(-searcher._rank(candidates, "dense"))) == [0, 1, 2, 3]
-    assert list(np.argsort(-searcher._rank(candidates, "hybrid"))) == [1, 0, 2, 3]
-    assert int(np.argmax(searcher._rank(candidates, "lexical"))) == 1
+    question = "面板出货量是多少"
+    assert list(np.argsort(-searcher._rank(candidates, "dense", question))) == [0, 1, 2, 3]
+    assert list(np.argsort(-searcher._rank(candidates, "hybrid", question))) == [1, 0, 2, 3]
+    assert int(np.argmax(searcher._rank(candidates, "lexical", question))) == 1
+
+
+def test_keywords_do_not_count_for_an_english_question_over_chinese_articles(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.5, lexical=0.3))
+    candidates = scores(dense=[0.82, 0.81, 0.70], sentence=[0.82, 0.81, 0.70], lexical=[0.0, 9.0, 0.0])
+    hybrid = searcher._rank(candidates, "hybrid", "How many panels were shipped?")
+    assert list(np.argsort(-hybrid)) == [0, 1, 2]
+    assert store.vocabulary_is_chinese()
 
 
 def test_dense_relevance_blends_chunk_and_closest_sentence_by_the_sentence_share(store, fake_encoder) -> None:
