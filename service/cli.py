@@ -21,7 +21,7 @@ from embeddings.embedded import EmbeddingModelError
 from eval.cli import eval_command
 from index.errors import IndexStoreError
 from index.ingest import IngestReport, ProgressHook
-from index.search import SearchFilters, SearchResult
+from index.search import DEFAULT_MODE, SEARCH_MODES, SearchFilters, SearchResult
 from service.highlight import render_answer, render_passage
 from service.resources import Resources
 from service.settings import Settings
@@ -151,18 +151,24 @@ def search(
     doc_id: Annotated[
         list[str] | None, typer.Option("--doc-id", help="Only this document (repeatable).")
     ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or lexical.")] = DEFAULT_MODE,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print exactly the API's response body.")
     ] = False,
 ) -> None:
-    """Print the passages that answer QUESTION, with their citations."""
+    """Print the passages that answer QUESTION, with their citations.
+
+    Example: citeqa search "近一个月工信部开展了多少次5G调研？" --top-k 3
+    """
+    if mode not in SEARCH_MODES:
+        raise CliError(f"--mode {mode!r} is not one of {', '.join(SEARCH_MODES)}.")
     if not question.strip():
         raise CliError("The question is empty.")
     if len(question) > 2000:
         raise CliError("The question is longer than 2000 characters.")
     filters = SearchFilters(sections=section or [], doc_ids=doc_id or [])
     with _resources() as resources:
-        result = resources.searcher.search(question.strip(), top_k=top_k, filters=filters)
+        result = resources.searcher.search(question.strip(), top_k=top_k, filters=filters, mode=mode)  # type: ignore[arg-type]
     if json_output:
         typer.echo(result.model_dump_json())
     else:
