@@ -278,3 +278,28 @@ def test_an_answer_sentence_and_passage_highlights_are_shown_when_the_server_sen
     expect(page.locator("#cited-passage")).to_have_text(passages.nth(1).inner_text())
     expect(page.locator("#cited-passage mark.hit")).to_have_text(passages.nth(1).inner_text()[:20])
     _shot(page, "10-answer-sentence.png")
+
+
+def test_the_real_answer_sentence_is_shown_with_its_citation_and_highlight(page: Page) -> None:
+    _ask(page, "近一个月，工信部系统围绕5G开展了多少次调研？")
+    answer = page.locator(".turn").last.locator(".answer-text")
+    expect(answer).to_contain_text("逾10次调研")
+    answer.locator(".cite").click()
+    expect(page.locator("#cited-passage mark.hit")).to_contain_text("逾10次调研")
+    _shot(page, "11-real-answer.png")
+
+
+def test_a_question_the_index_cannot_answer_says_so_above_the_closest_passages(page: Page) -> None:
+    def unanswerable(route) -> None:
+        body = route.fetch().json()
+        body["result"]["answerable"] = False
+        body["result"]["answer"] = None
+        route.fulfill(json=body)
+
+    page.route("**/v1/chat", unanswerable)
+    _ask(page, "How much did Nvidia agree to pay to acquire Arm?")
+    reply = page.locator(".turn").last
+    expect(reply.locator(".not-answerable")).to_have_text(
+        "Nothing in the index seems to answer this. The closest passages:"
+    )
+    expect(reply.locator(".card")).not_to_have_count(0)

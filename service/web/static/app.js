@@ -382,6 +382,8 @@
             )
           : citeButton({ citation: cited, text: answer.text }, passages.length);
       block.append(el("p", { class: "answer-text" }, [el("strong", { text: t("answerLabel") }), answer.text, " ", marker]));
+    } else if (result.answerable === false) {
+      block.append(el("p", { class: "answer-lead not-answerable", text: t("notAnswerable") }));
     } else {
       block.append(el("p", { class: "answer-lead", text: t("noAnswer") }));
     }
