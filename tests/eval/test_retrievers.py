@@ -15,7 +15,7 @@ def test_citeqa_retriever_returns_the_searchers_passages_with_their_citations(st
     indexer.add(documents)
     retriever = CiteQARetriever(Searcher(store, fake_encoder), name="dense")
     assert isinstance(retriever, Retriever)
-    passages = retriever.retrieve("九章量子计算需要多少秒？", top_k=1)
+    passages = retriever.retrieve("九章量子计算需要多少秒？", top_k=1).passages
     assert [(passage.rank, passage.citation.title) for passage in passages] == [(1, "量子计算")]
     question = EvalQuestion(
         id="q",

