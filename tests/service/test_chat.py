@@ -211,10 +211,11 @@ def test_context_finds_the_gold_article_of_more_follow_ups_with_the_real_model(
             titles = [p["citation"]["title"] for p in result["passages"]]
             found[name][0] += titles[:1] == [pair.gold_title]
             found[name][1] += pair.gold_title in titles
-    # Measured with multilingual-e5-small (scripts/measure_followups.py): alone 11/30 top-1 and 17/30 top-5;
-    # with context 29/30 and 29/30.
-    assert found["context"][1] >= found["alone"][1] + 10, found
-    assert found["context"][0] >= found["alone"][0] + 15, found
+    # Measured with multilingual-e5-small and hybrid search (scripts/measure_followups.py): alone 14/30 top-1
+    # and 24/30 top-5; with context 27/30 and 29/30. Keywords find some articles from a name alone, so the
+    # rules' gain shows most at top 1.
+    assert found["context"][0] >= found["alone"][0] + 10, found
+    assert found["context"][1] >= found["alone"][1], found
 
 
 # ---------------------------------------------------------------- POST /v1/chat

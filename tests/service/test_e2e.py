@@ -105,6 +105,7 @@ def test_an_uploaded_article_is_searchable_and_deletable(real_server: RunningSer
         "text": "杭州地铁七号线今天开通，成为全球首条全线采用量子加密通信的地铁线路，全长四十七公里。",
         "section": "测试",
     }
+    question = "杭州地铁七号线采用了什么通信技术？"
     uploaded = httpx.post(
         f"{real_server.url}/v1/documents",
         files=[
@@ -112,11 +113,14 @@ def test_an_uploaded_article_is_searchable_and_deletable(real_server: RunningSer
         ],
         timeout=60,
     )
-    assert uploaded.status_code == 201, uploaded.text
-    top = _search(real_server, "Which metro line uses quantum encryption?", top_k=1)["passages"][0]
-    assert top["citation"]["doc_id"] == "e2e-upload"
-    assert httpx.delete(f"{real_server.url}/v1/documents/e2e-upload").status_code == 200
-    after = _search(real_server, "Which metro line uses quantum encryption?", top_k=5)["passages"]
+    try:
+        assert uploaded.status_code == 201, uploaded.text
+        assert _search(real_server, question, top_k=1)["passages"][0]["citation"]["doc_id"] == "e2e-upload"
+    finally:
+        # Other tests expect the bundled sample alone, whatever happened above.
+        deleted = httpx.delete(f"{real_server.url}/v1/documents/e2e-upload")
+    assert deleted.status_code == 200
+    after = _search(real_server, question, top_k=5)["passages"]
     assert all(p["citation"]["doc_id"] != "e2e-upload" for p in after)
 
 

@@ -1,0 +1,119 @@
+"""The retrieval choices measured one against another (the "what lost" table of docs/EVAL.md).
+
+    python scripts/ablations.py QUESTIONS.jsonl --corpus PATH [--corpus PATH ...] [--with-context-index]
+
+Every variant is the product's Searcher with one thing changed; all run on the same cached corpus index
+(`citeqa eval` builds the same one). `--with-context-index` also builds, uncached, an index whose chunk
+vectors embed the article's section and title with the passage, as the first design did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoder import Encoder
+from eval.corpus import build_corpus_index, cache_root_for
+from eval.retrievers import CiteQARetriever
+from eval.runner import run_eval
+from index.chunking import Chunker, matching_text
+from index.ingest import Indexer
+from index.search import RankingWeights, Searcher
+from index.store import IndexedDocument, IndexStore, Manifest
+from service.settings import Settings
+
+
+class AlwaysKeywords(Searcher):
+    """Hybrid search that weighs BM25 whatever the question's script (no script gate)."""
+
+    def _lexical_weight(self, question: str) -> float:
+        return self.weights.lexical
+
+
+class ContextEmbeddingIndexer(Indexer):
+    """Embeds each chunk with its article's section and title in front, as the first design did."""
+
+    def _embed(self, batch, progress) -> list[IndexedDocument]:
+        items = super()._embed(batch, progress)
+        texts = [matching_text(item.document, chunk) for item in items for chunk in item.chunks]
+        vectors = self.encoder.encode_passages(texts)
+        rebuilt, offset = [], 0
+        for item in items:
+            count = len(item.chunks)
+            rebuilt.append(
+                IndexedDocument(**{**item.__dict__, "chunk_vectors": vectors[offset : offset + count]})
+            )
+            offset += count
+        return rebuilt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("questions", type=Path)
+    parser.add_argument("--corpus", type=Path, action="append", required=True)
+    parser.add_argument("--with-context-index", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    encoder = Encoder(settings.embedding_model, settings.model_cache, settings.batch_size, settings.quantize)
+    encoder.load()
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    built = build_corpus_index(args.corpus, encoder, chunker, cache_root_for(settings.data_dir))
+    manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
+    store = IndexStore.open(built.directory, manifest)
+    default = settings.ranking_weights()
+
+    def weights(**changes: float) -> RankingWeights:
+        return default.model_copy(update=changes)
+
+    retrievers = [
+        CiteQARetriever(Searcher(store, encoder, default), "hybrid (default)", "hybrid"),
+        CiteQARetriever(AlwaysKeywords(store, encoder, default), "hybrid, keywords in any script", "hybrid"),
+        CiteQARetriever(Searcher(store, encoder, weights(lexical=0.3)), "hybrid, BM25 weight 0.3", "hybrid"),
+        CiteQARetriever(Searcher(store, encoder, weights(lexical=0.8)), "hybrid, BM25 weight 0.8", "hybrid"),
+        CiteQARetriever(Searcher(store, encoder, default), "dense (chunk + sentence)", "dense"),
+        CiteQARetriever(Searcher(store, encoder, weights(sentence=0.0)), "dense, chunk only", "dense"),
+        CiteQARetriever(Searcher(store, encoder, weights(sentence=1.0)), "dense, sentence only", "dense"),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(sentence=0.3)), "dense, sentence share 0.3", "dense"
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(sentence=0.7)), "dense, sentence share 0.7", "dense"
+        ),
+        CiteQARetriever(Searcher(store, encoder, default), "lexical (BM25)", "lexical"),
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.with_context_index:
+            context_store = IndexStore.open(Path(scratch), manifest)
+            ContextEmbeddingIndexer(context_store, encoder, chunker).ingest_paths(args.corpus)
+            retrievers.append(
+                CiteQARetriever(
+                    Searcher(context_store, encoder, weights(sentence=0.0)),
+                    "dense, chunk only, title+section embedded",
+                    "dense",
+                )
+            )
+        report = run_eval(args.questions, retrievers, top_k=10)
+    print("| variant | hit@1 | hit@5 | MRR@10 | article hit@1 | zh hit@1 | en hit@1 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mode in report.modes.items():
+        summary = mode.summary.model_dump(by_alias=True)
+        by_lang = {lang: b.model_dump(by_alias=True)["answer_hit@1"] for lang, b in mode.by_lang.items()}
+        cells = [
+            summary["answer_hit@1"],
+            summary["answer_hit@5"],
+            summary["answer_mrr@10"],
+            summary["article_hit@1"],
+        ]
+        cells += [by_lang.get("zh"), by_lang.get("en")]
+        print(
+            f"| {name} | " + " | ".join("–" if c is None or np.isnan(c) else f"{c:.3f}" for c in cells) + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()
