@@ -184,14 +184,16 @@ def summarize_unanswerable(results: Sequence[QuestionResult]) -> UnanswerableSum
     def top_scores(group: list[QuestionResult]) -> list[float]:
         return [result.top_score for result in group if result.top_score is not None]
 
-    def flagged_share(group: list[QuestionResult], flag: bool) -> float | None:
-        flagged = [result for result in group if result.flagged_answerable is not None]
-        return _share(flagged, lambda r: r.flagged_answerable is flag)
+    def flagged_share(group: list[QuestionResult]) -> float | None:
+        # "Flagged" is the retriever saying the index holds no answer: right for unanswerable
+        # questions (want a high share), wrong for answerable ones (want a low share).
+        judged = [result for result in group if result.flagged_answerable is not None]
+        return _share(judged, lambda r: r.flagged_answerable is False)
 
     return UnanswerableSummary(
         n_unanswerable=len(unanswerable),
         top_score_unanswerable=score_distribution(top_scores(unanswerable)),
         top_score_answerable=score_distribution(top_scores(answerable)),
-        flagged_unanswerable=flagged_share(unanswerable, False),
-        flagged_answerable=flagged_share(answerable, True),
+        flagged_unanswerable=flagged_share(unanswerable),
+        flagged_answerable=flagged_share(answerable),
     )

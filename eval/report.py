@@ -104,8 +104,8 @@ def render_markdown(report: EvalReport) -> str:
         "",
         "## Unanswerable questions",
         "",
-        "Top passage score of unanswerable vs answerable questions; flagged = share the retriever itself "
-        "marked unanswerable (resp. answerable), – when it gives no flag.",
+        "Top passage score of unanswerable vs answerable questions; flagged = share of each group the "
+        "retriever itself marked as having no answer in the index, – when it gives no flag.",
         "",
     ]
     header = [

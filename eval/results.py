@@ -92,9 +92,9 @@ class ScoreDistribution(BaseModel):
 class UnanswerableSummary(BaseModel):
     """How well the top score (or the retriever's flag) separates unanswerable from answerable questions.
 
-    `flagged_unanswerable`: share of unanswerable questions the retriever flagged not answerable;
-    `flagged_answerable`: share of answerable questions it flagged answerable. Both are over the questions
-    that carry a flag, and null when the retriever gives none.
+    `flagged_unanswerable`: share of unanswerable questions the retriever flagged as having no answer
+    (higher is better); `flagged_answerable`: share of answerable questions it flagged so (lower is
+    better). Both are over the questions that carry a flag, and null when the retriever gives none.
     """
 
     n_unanswerable: int

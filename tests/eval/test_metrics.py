@@ -267,6 +267,7 @@ def test_unanswerable_flag_shares_are_over_the_questions_that_carry_a_flag():
         make_result(flagged_answerable=True),
     ]
     summary = metrics.summarize_unanswerable(results)
-    # 1 of the 2 flagged unanswerable questions was flagged not answerable; 3 of 4 answerable ones answerable.
+    # Of the 2 unanswerable questions with a flag, 1 was flagged as having no answer; of the 4 answerable
+    # ones, 1 was (wrongly) flagged so.
     assert summary.flagged_unanswerable == 0.5
-    assert summary.flagged_answerable == 0.75
+    assert summary.flagged_answerable == 0.25
