@@ -27,7 +27,7 @@ from eval.results import EvalReport, Summary
 from index.chunking import Chunker
 from index.ingest import ProgressHook
 from index.search import DEFAULT_MODE, SEARCH_MODES
-from service.resources import Resources
+from service.resources import Resources, load_encoder
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def eval_command(
 
     settings = Settings()
     started = time.perf_counter()
-    resources = _load_resources(settings, corpus)
+    resources = load_resources(settings, corpus)
     try:
         documents, _ = resources.store.counts()
         if documents == 0:
@@ -185,20 +185,11 @@ def _peer_builder() -> PeerBuilder | None:
     return build
 
 
-def _load_resources(settings: Settings, corpus: Sequence[Path] | None) -> Resources:
+def load_resources(settings: Settings, corpus: Sequence[Path] | None) -> Resources:
     """The model, loaded once, and the index to search: the configured one, or the corpus's cached one."""
     if not corpus:
         return Resources.load(settings, show_progress=True)
-    # Imported here: sentence-transformers takes seconds to import, and the argument checks do not need it.
-    from embeddings.encoder import Encoder
-
-    encoder = Encoder(
-        settings.embedding_model,
-        cache_dir=settings.model_cache,
-        batch_size=settings.batch_size,
-        quantize=settings.quantize,
-    )
-    encoder.load(show_progress=True)
+    encoder = load_encoder(settings, show_progress=True)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     started = time.perf_counter()
     with _progress_hook("Indexing the corpus") as hook:

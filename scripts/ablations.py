@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import Encoder
-from eval.corpus import build_corpus_index, cache_root_for
+from eval.cli import load_resources
 from eval.retrievers import CiteQARetriever
 from eval.runner import run_eval
-from index.chunking import Chunker, matching_text
+from index.chunking import matching_text
 from index.ingest import Indexer
 from index.search import RankingWeights, Searcher
-from index.store import IndexedDocument, IndexStore, Manifest
+from index.store import IndexedDocument, IndexStore
 from service.settings import Settings
 
 
@@ -59,12 +58,9 @@ def main() -> None:
     parser.add_argument("--with-context-index", action="store_true")
     args = parser.parse_args()
     settings = Settings()
-    encoder = Encoder(settings.embedding_model, settings.model_cache, settings.batch_size, settings.quantize)
-    encoder.load()
-    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    built = build_corpus_index(args.corpus, encoder, chunker, cache_root_for(settings.data_dir))
-    manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
-    store = IndexStore.open(built.directory, manifest)
+    resources = load_resources(settings, args.corpus)
+    store, encoder, chunker = resources.store, resources.encoder, resources.indexer.chunker
+    manifest = store.manifest
     default = settings.ranking_weights()
 
     def weights(**changes: float) -> RankingWeights:

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.encoder import Encoder
-from eval.corpus import build_corpus_index, cache_root_for
+from eval.cli import load_resources
 from eval.questions import load_questions
-from index.chunking import Chunker
 from index.search import is_cjk
-from service.resources import Resources
 from service.settings import Settings
 
 
@@ -33,12 +30,7 @@ def main() -> None:
         "--share", type=float, default=0.05, help="answerable share allowed below the threshold"
     )
     args = parser.parse_args()
-    settings = Settings()
-    encoder = Encoder(settings.embedding_model, settings.model_cache, settings.batch_size, settings.quantize)
-    encoder.load()
-    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    built = build_corpus_index(args.corpus, encoder, chunker, cache_root_for(settings.data_dir))
-    resources = Resources.from_encoder(settings.model_copy(update={"data_dir": built.directory}), encoder)
+    resources = load_resources(Settings(), args.corpus)
     try:
         rows = [
             (is_cjk(q.question), q.answerable, resources.searcher.search(q.question, top_k=1).confidence)

@@ -15,6 +15,21 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEncoder:
+    """The configured embedding model, loaded (and, for the embedded one, prepared once)."""
+    # Imported here: sentence-transformers takes seconds to import, and only loading a model needs it.
+    from embeddings.encoder import Encoder
+
+    encoder = Encoder(
+        settings.embedding_model,
+        cache_dir=settings.model_cache,
+        batch_size=settings.batch_size,
+        quantize=settings.quantize,
+    )
+    encoder.load(show_progress=show_progress)
+    return encoder
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -26,17 +41,9 @@ class Resources:
     @classmethod
     def load(cls, settings: Settings, *, show_progress: bool = False, rebuild: bool = False) -> Resources:
         """Load the model and open the index; `rebuild` accepts an index built with another model."""
-        # Imported here: sentence-transformers takes seconds to import, and only this path needs it.
-        from embeddings.encoder import Encoder
-
-        encoder = Encoder(
-            settings.embedding_model,
-            cache_dir=settings.model_cache,
-            batch_size=settings.batch_size,
-            quantize=settings.quantize,
+        return cls.from_encoder(
+            settings, load_encoder(settings, show_progress=show_progress), rebuild=rebuild
         )
-        encoder.load(show_progress=show_progress)
-        return cls.from_encoder(settings, encoder, rebuild=rebuild)
 
     @classmethod
     def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
