@@ -86,7 +86,7 @@ def _embedding_progress(description: str) -> Iterator[ProgressHook]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("chunks"),
+        TextColumn("texts"),
         TimeElapsedColumn(),
         console=errors,
         transient=False,
