@@ -25,6 +25,19 @@ def _search(server: RunningServer, question: str, top_k: int = 5) -> dict:
     return response.json()
 
 
+def _citeqa(server: RunningServer, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, against the server's index."""
+    return subprocess.run(
+        citeqa_command(*args),
+        input=stdin,
+        env={**server.env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+
+
 def _compact(text: str) -> str:
     return "".join(text.split())
 
@@ -126,14 +139,7 @@ def test_an_uploaded_article_is_searchable_and_deletable(real_server: RunningSer
 
 def test_cli_search_json_prints_the_api_response_body(real_server: RunningServer) -> None:
     question = "近一个月工信部开展了多少次5G调研？"
-    result = subprocess.run(
-        citeqa_command("search", question, "--top-k", "3", "--json"),
-        env=real_server.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
-    )
+    result = _citeqa(real_server, "search", question, "--top-k", "3", "--json")
     assert result.returncode == 0, result.stderr
     from_cli = json.loads(result.stdout)
     from_api = _search(real_server, question, top_k=3)
@@ -143,13 +149,7 @@ def test_cli_search_json_prints_the_api_response_body(real_server: RunningServer
 
 
 def test_cli_documents_lists_ids_titles_sections_pages_and_chunks(real_server: RunningServer) -> None:
-    result = subprocess.run(
-        citeqa_command("documents", "--json"),
-        env=real_server.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _citeqa(real_server, "documents", "--json")
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assert len(listed) == 34
@@ -158,26 +158,15 @@ def test_cli_documents_lists_ids_titles_sections_pages_and_chunks(real_server: R
 
 
 def test_cli_errors_are_one_line_without_a_traceback(real_server: RunningServer) -> None:
-    result = subprocess.run(
-        citeqa_command("delete", "no-such-id"),
-        env=real_server.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _citeqa(real_server, "delete", "no-such-id")
     assert result.returncode == 1
     assert "No document with id 'no-such-id'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_cli_chat_reads_piped_questions_and_resolves_a_follow_up(real_server: RunningServer) -> None:
-    result = subprocess.run(
-        citeqa_command("chat", "--top-k", "2"),
-        input="小米第三季度智能手机销量是多少？\n那华为呢？\n/quit\n",
-        env={**real_server.env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = _citeqa(
+        real_server, "chat", "--top-k", "2", stdin="小米第三季度智能手机销量是多少？\n那华为呢？\n/quit\n"
     )
     assert result.returncode == 0, result.stderr
     assert "searched as: 华为第三季度智能手机销量是多少？" in result.stdout
