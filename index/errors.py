@@ -15,7 +15,3 @@ class IndexModelMismatch(IndexStoreError):
 
 class IndexLocked(IndexStoreError):
     """Another process holds the index's write lock."""
-
-
-class NothingToIngest(IndexStoreError):
-    """The input held no readable article."""

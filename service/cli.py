@@ -72,8 +72,8 @@ def _settings() -> Settings:
 
 
 @contextlib.contextmanager
-def _resources(*, rebuild: bool = False) -> Iterator[Resources]:
-    resources = Resources.load(_settings(), show_progress=True, rebuild=rebuild)
+def _resources(settings: Settings | None = None, *, rebuild: bool = False) -> Iterator[Resources]:
+    resources = Resources.load(settings or _settings(), show_progress=True, rebuild=rebuild)
     try:
         yield resources
     finally:
@@ -215,7 +215,7 @@ def serve(
     from service.app import create_app
 
     settings = _settings()
-    with _resources() as resources:
+    with _resources(settings) as resources:
         if ingest_if_empty and resources.store.counts()[0] == 0:
             with _embedding_progress("Indexing") as hook:
                 report = resources.indexer.ingest_paths(ingest_if_empty, on_progress=hook)
@@ -250,7 +250,7 @@ def documents(
 ) -> None:
     """List the indexed documents."""
     settings = _settings()
-    with _resources() as resources:
+    with _resources(settings) as resources:
         summaries = resources.store.list_documents()
     if json_output:
         typer.echo(

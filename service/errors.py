@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch, IndexStoreError, NothingToIngest
+from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch, IndexStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ _STATUS_OF: dict[type[Exception], int] = {
     DocumentNotFound: 404,
     IndexLocked: 409,
     IndexModelMismatch: 409,
-    NothingToIngest: 422,
 }
 
 

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
     sample_corpus: Path = Field(
-        default=SAMPLE_CORPUS, description="Indexed by `citeqa serve --sample` when the index is empty."
+        default=SAMPLE_CORPUS,
+        description="The bundled sample report (`make run` indexes it into an empty index).",
     )
     max_upload_mb: int = Field(default=50, ge=1, description="Largest file accepted by POST /v1/documents.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
