@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import bm25s
 import jieba
 import numpy as np
+from scipy import sparse
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -20,21 +22,101 @@ def terms(text: str) -> list[str]:
     return [word.lower() for word in jieba.lcut(text) if any(char.isalnum() for char in word)]
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """One way of saying a concept: a word, as the index's terms, with a weight in (0, 1]."""
+
+    text: str
+    terms: tuple[str, ...]
+    weight: float
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A word of the question and its alternatives, counted by keyword search as one term (an English
+    word and the Chinese words that may translate it; see index.translation)."""
+
+    word: str
+    alternatives: tuple[Alternative, ...]
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """What keyword search looks for: the question's own terms, and/or concepts translated from it."""
+
+    terms: list[str] = field(default_factory=list)
+    concepts: list[Concept] = field(default_factory=list)
+
+
+# BM25's parameters, as bm25s's defaults.
+_K1 = 1.5
+_B = 0.75
+
+
 class LexicalIndex:
     """BM25 (Lucene variant, k1 1.5, b 0.75) over the term lists of some chunks."""
 
     def __init__(self, chunk_ids: np.ndarray, term_lists: Sequence[list[str]]) -> None:
         self.chunk_ids = chunk_ids
-        vocabulary = {word for words in term_lists for word in words}
-        self.chinese_share = sum(bool(_CHINESE.search(word)) for word in vocabulary) / max(len(vocabulary), 1)
+        self._term_column: dict[str, int] = {}
+        rows, columns = [], []
+        for row, words in enumerate(term_lists):
+            for word in words:
+                rows.append(row)
+                columns.append(self._term_column.setdefault(word, len(self._term_column)))
+        self.chinese_share = sum(bool(_CHINESE.search(word)) for word in self._term_column) / max(
+            len(self._term_column), 1
+        )
+        # Term frequencies (duplicates summed), by column: what concept queries need (see concept_scores).
+        self._frequencies = sparse.csc_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+            shape=(len(term_lists), len(self._term_column)),
+        )
+        lengths = np.array([len(words) for words in term_lists], dtype=np.float32)
+        self._length_norm = _K1 * (
+            1 - _B + _B * lengths / max(float(lengths.mean()) if lengths.size else 0.0, 1.0)
+        )
         self._bm25: bm25s.BM25 | None = None
         if len(term_lists):
-            self._bm25 = bm25s.BM25()
+            self._bm25 = bm25s.BM25(k1=_K1, b=_B)
             # An empty term list would be dropped by bm25s and shift the alignment with chunk_ids.
             self._bm25.index([words or [""] for words in term_lists], show_progress=False)
 
-    def scores(self, query_terms: list[str]) -> np.ndarray:
-        """One BM25 score per chunk, aligned with `chunk_ids` (zeros when no term matches)."""
-        if self._bm25 is None or not query_terms:
-            return np.zeros(len(self.chunk_ids), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(query_terms), dtype=np.float32)
+    def scores(self, keywords: Keywords) -> np.ndarray:
+        """One BM25 score per chunk, aligned with `chunk_ids` (zeros when nothing matches)."""
+        total = self.concept_scores(keywords.concepts)
+        if self._bm25 is not None and keywords.terms:
+            total += np.asarray(self._bm25.get_scores(keywords.terms), dtype=np.float32)
+        return total
+
+    def concept_scores(self, concepts: Sequence[Concept]) -> np.ndarray:
+        """BM25 of a structured query, aligned with `chunk_ids`: each concept counts as one term whose
+        frequency in a chunk is the weighted sum of its alternatives' (an alternative of several index
+        terms counts as often as its rarest term) and whose document frequency is that of the union.
+        bm25s takes plain term lists only, hence this second scorer; with one single-term alternative
+        per concept it ranks as bm25s does (tests/index/test_lexical.py)."""
+        n_chunks = len(self.chunk_ids)
+        total = np.zeros(n_chunks, dtype=np.float32)
+        for concept in concepts:
+            frequency = self._concept_frequency(concept)
+            matching = int(np.count_nonzero(frequency))
+            if matching:
+                idf = np.log(1 + (n_chunks - matching + 0.5) / (matching + 0.5))
+                total += idf * frequency / (frequency + self._length_norm)
+        return total
+
+    def _concept_frequency(self, concept: Concept) -> np.ndarray:
+        single_columns, single_weights = [], []
+        frequency = np.zeros(len(self.chunk_ids), dtype=np.float32)
+        for alternative in concept.alternatives:
+            columns = [self._term_column.get(term) for term in alternative.terms]
+            if not columns or None in columns:
+                continue
+            if len(columns) == 1:
+                single_columns.append(columns[0])
+                single_weights.append(alternative.weight)
+            else:
+                frequency += alternative.weight * self._frequencies[:, columns].toarray().min(axis=1)
+        if single_columns:
+            frequency += self._frequencies[:, single_columns] @ np.array(single_weights, dtype=np.float32)
+        return frequency

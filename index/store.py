@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from index.chunking import Chunk, ChunkingSettings, SentenceSpan
 from index.documents import Document, PageStart
 from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
-from index.lexical import LexicalIndex
+from index.lexical import Keywords, LexicalIndex
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class IndexStore:
     def score(
         self,
         query_vector: np.ndarray,
-        query_terms: list[str],
+        keywords: Keywords,
         *,
         sections: Sequence[str] = (),
         doc_ids: Sequence[str] = (),
@@ -307,7 +307,7 @@ class IndexStore:
             sentence[positions] = found_scores
             best_sentence[positions] = found_ids
 
-            lexical = lexical_index.scores(query_terms)[np.searchsorted(lexical_index.chunk_ids, chunk_ids)]
+            lexical = lexical_index.scores(keywords)[np.searchsorted(lexical_index.chunk_ids, chunk_ids)]
         return ChunkScores(chunk_ids, dense, sentence, best_sentence, lexical)
 
     def vocabulary_is_chinese(self) -> bool:

@@ -20,16 +20,28 @@ from eval.retrievers import CiteQARetriever
 from eval.runner import run_eval
 from index.chunking import matching_text
 from index.ingest import Indexer
-from index.search import RankingWeights, Searcher
+from index.lexical import Keywords, terms
+from index.search import DEFAULT_MODE, RankingWeights, Searcher, SearchMode
 from index.store import IndexedDocument, IndexStore
 from service.settings import Settings
 
 
 class AlwaysKeywords(Searcher):
-    """Hybrid search that weighs BM25 whatever the question's script (no script gate)."""
+    """Hybrid search that weighs BM25 of the question's own words whatever its script (no script gate,
+    no translation)."""
 
-    def _lexical_weight(self, question: str) -> float:
-        return self.weights.lexical
+    def keywords(self, question: str, mode: SearchMode = DEFAULT_MODE) -> tuple[Keywords, float]:
+        return Keywords(terms=terms(question)), self.weights.lexical
+
+
+class TranslationsWithSourceWords(Searcher):
+    """Hybrid search whose translated keywords also hold the English words as written (as lexical has)."""
+
+    def keywords(self, question: str, mode: SearchMode = DEFAULT_MODE) -> tuple[Keywords, float]:
+        keywords, weight = super().keywords(question, mode)
+        if keywords.concepts and self.translator is not None:
+            keywords = Keywords(concepts=self.translator.translate(question, with_source_words=True))
+        return keywords, weight
 
 
 class ContextEmbeddingIndexer(Indexer):
@@ -66,11 +78,39 @@ def main() -> None:
     def weights(**changes: float) -> RankingWeights:
         return default.model_copy(update=changes)
 
+    translator = resources.searcher.translator
     retrievers = [
-        CiteQARetriever(Searcher(store, encoder, default), "hybrid (default)", "hybrid"),
-        CiteQARetriever(AlwaysKeywords(store, encoder, default), "hybrid, keywords in any script", "hybrid"),
-        CiteQARetriever(Searcher(store, encoder, weights(lexical=0.3)), "hybrid, BM25 weight 0.3", "hybrid"),
-        CiteQARetriever(Searcher(store, encoder, weights(lexical=0.8)), "hybrid, BM25 weight 0.8", "hybrid"),
+        CiteQARetriever(Searcher(store, encoder, default, translator), "hybrid (default)", "hybrid"),
+        CiteQARetriever(Searcher(store, encoder, default), "hybrid, no translation", "hybrid"),
+        CiteQARetriever(
+            AlwaysKeywords(store, encoder, default), "hybrid, untranslated keywords in any script", "hybrid"
+        ),
+        CiteQARetriever(
+            TranslationsWithSourceWords(store, encoder, default, translator),
+            "hybrid, translations + English words",
+            "hybrid",
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(translated=0.1), translator),
+            "hybrid, translated weight 0.1",
+            "hybrid",
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(translated=0.3), translator),
+            "hybrid, translated weight 0.3",
+            "hybrid",
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(translated=0.5), translator),
+            "hybrid, translated weight 0.5",
+            "hybrid",
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(lexical=0.3), translator), "hybrid, BM25 weight 0.3", "hybrid"
+        ),
+        CiteQARetriever(
+            Searcher(store, encoder, weights(lexical=0.8), translator), "hybrid, BM25 weight 0.8", "hybrid"
+        ),
         CiteQARetriever(Searcher(store, encoder, default), "dense (chunk + sentence)", "dense"),
         CiteQARetriever(Searcher(store, encoder, weights(sentence=0.0)), "dense, chunk only", "dense"),
         CiteQARetriever(Searcher(store, encoder, weights(sentence=1.0)), "dense, sentence only", "dense"),
@@ -80,7 +120,8 @@ def main() -> None:
         CiteQARetriever(
             Searcher(store, encoder, weights(sentence=0.7)), "dense, sentence share 0.7", "dense"
         ),
-        CiteQARetriever(Searcher(store, encoder, default), "lexical (BM25)", "lexical"),
+        CiteQARetriever(Searcher(store, encoder, default, translator), "lexical (BM25)", "lexical"),
+        CiteQARetriever(Searcher(store, encoder, default), "lexical, no translation", "lexical"),
     ]
     with tempfile.TemporaryDirectory() as scratch:
         if args.with_context_index:

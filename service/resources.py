@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from index.chunking import Chunker
 from index.ingest import Indexer
 from index.search import Searcher
 from index.store import IndexStore, Manifest
+from index.translation import QueryTranslator
 from index.vectors import TextEncoder
 from service.settings import Settings
 
@@ -28,6 +30,16 @@ def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEnco
     )
     encoder.load(show_progress=show_progress)
     return encoder
+
+
+def load_translator(settings: Settings) -> QueryTranslator | None:
+    """The English → Chinese keyword translator, unless switched off."""
+    if not settings.translate_questions:
+        return None
+    started = time.perf_counter()
+    translator = QueryTranslator.from_cc_cedict()
+    logger.info("Loaded the CC-CEDICT query translator in %.1f s", time.perf_counter() - started)
+    return translator
 
 
 @dataclass
@@ -56,7 +68,7 @@ class Resources:
             settings=settings,
             encoder=encoder,
             store=store,
-            searcher=Searcher(store, encoder, settings.ranking_weights()),
+            searcher=Searcher(store, encoder, settings.ranking_weights(), load_translator(settings)),
             indexer=Indexer(store, encoder, chunker),
         )
 

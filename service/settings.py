@@ -50,6 +50,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of keyword (BM25) scores against dense ones in hybrid search.",
     )
+    translate_questions: bool = Field(
+        default=True,
+        description="Translate English questions over Chinese articles into Chinese keywords (CC-CEDICT).",
+    )
+    translated_weight: float = Field(
+        default=RankingWeights().translated,
+        ge=0,
+        description="Weight of the translated keywords' BM25 scores against dense ones in hybrid search.",
+    )
     answerable_threshold_cjk: float = Field(
         default=RankingWeights().answerable_threshold_cjk,
         description="Least confidence for a Chinese question to count as answerable.",
@@ -80,6 +89,7 @@ class Settings(BaseSettings):
         return RankingWeights(
             sentence=self.sentence_weight,
             lexical=self.lexical_weight,
+            translated=self.translated_weight,
             answerable_threshold_cjk=self.answerable_threshold_cjk,
             answerable_threshold_other=self.answerable_threshold_other,
         )

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from index.ingest import Indexer
+from index.lexical import Keywords
 from index.search import RankingWeights, Searcher, _z, is_cjk
 from index.store import ChunkScores, IndexStore
+from index.translation import QueryTranslator
 from tests.conftest import make_document
 
 PANEL = make_document(
@@ -48,21 +50,64 @@ def test_hybrid_lets_a_strong_keyword_match_overtake_a_slightly_closer_embedding
     candidates = scores(
         dense=[0.82, 0.81, 0.70, 0.69], sentence=[0.82, 0.81, 0.70, 0.69], lexical=[0.0, 9.0, 0.0, 0.0]
     )
-    question = "面板出货量是多少"
-    assert list(np.argsort(-searcher._rank(candidates, "dense", question))) == [0, 1, 2, 3]
-    assert list(np.argsort(-searcher._rank(candidates, "hybrid", question))) == [1, 0, 2, 3]
-    assert int(np.argmax(searcher._rank(candidates, "lexical", question))) == 1
+    keywords, weight = searcher.keywords("面板出货量是多少")
+    assert keywords.terms == ["面板", "出货量", "是", "多少"]
+    assert weight == 0.3
+    assert list(np.argsort(-searcher._rank(candidates, "dense", weight))) == [0, 1, 2, 3]
+    assert list(np.argsort(-searcher._rank(candidates, "hybrid", weight))) == [1, 0, 2, 3]
+    assert int(np.argmax(searcher._rank(candidates, "lexical", weight))) == 1
 
 
-def test_keywords_do_not_count_for_an_english_question_over_chinese_articles(
+def test_without_a_translator_keywords_do_not_count_for_an_english_question_over_chinese_articles(
     indexer: Indexer, store: IndexStore, fake_encoder
 ) -> None:
     indexer.add([PANEL, QUANTUM])
-    searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.5, lexical=0.3))
-    candidates = scores(dense=[0.82, 0.81, 0.70], sentence=[0.82, 0.81, 0.70], lexical=[0.0, 9.0, 0.0])
-    hybrid = searcher._rank(candidates, "hybrid", "How many panels were shipped?")
-    assert list(np.argsort(-hybrid)) == [0, 1, 2]
     assert store.vocabulary_is_chinese()
+    searcher = Searcher(store, fake_encoder, RankingWeights(sentence=0.5, lexical=0.3))
+    keywords, weight = searcher.keywords("How many panels were shipped?")
+    assert weight == 0.0
+    assert keywords.concepts == []
+
+
+def test_an_english_question_over_chinese_articles_is_matched_by_its_translated_keywords(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    translator = QueryTranslator([("面板", ["panel"]), ("出货", ["shipment", "to ship goods"])])
+    weights = RankingWeights(lexical=0.3, translated=0.2, answerable_threshold_other=-1.0)
+    searcher = Searcher(store, fake_encoder, weights, translator)
+    keywords, weight = searcher.keywords("How many panels were shipped?")
+    assert weight == 0.2
+    assert [[a.text for a in concept.alternatives] for concept in keywords.concepts] == [["面板"], ["出货"]]
+    # Keyword search alone also looks for the words as written, which English articles may hold.
+    keywords, _ = searcher.keywords("How many panels were shipped?", "lexical")
+    assert [[a.text for a in c.alternatives] for c in keywords.concepts] == [
+        ["panels", "面板"],
+        ["shipped", "出货"],
+    ]
+    # The fake encoder sees no bigram in common between English and Chinese: only keywords can rank.
+    lexical = searcher.search("How many panels were shipped?", top_k=2, mode="lexical")
+    assert lexical.passages[0].citation.doc_id == PANEL.doc_id
+    assert lexical.passages[0].score > lexical.passages[1].score == 0.0
+    assert (
+        searcher.search("How many panels were shipped?", top_k=1).passages[0].citation.doc_id == PANEL.doc_id
+    )
+
+
+def test_dense_search_looks_for_no_keywords(
+    indexer: Indexer, store: IndexStore, fake_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    asked: list[Keywords] = []
+    score = store.score
+    monkeypatch.setattr(
+        store, "score", lambda vector, keywords, **kw: asked.append(keywords) or score(vector, keywords, **kw)
+    )
+    searcher = Searcher(store, fake_encoder, translator=QueryTranslator([("面板", ["panel"])]))
+    searcher.search("panel", top_k=2, mode="dense")
+    searcher.search("panel", top_k=2, mode="hybrid")
+    assert asked[0] == Keywords()
+    assert [concept.word for concept in asked[1].concepts] == ["panel"]
 
 
 def test_dense_relevance_blends_chunk_and_closest_sentence_by_the_sentence_share(store, fake_encoder) -> None:

