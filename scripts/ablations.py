@@ -38,10 +38,8 @@ class TranslationsWithSourceWords(Searcher):
     """Hybrid search whose translated keywords also hold the English words as written (as lexical has)."""
 
     def keywords(self, question: str, mode: SearchMode = DEFAULT_MODE) -> tuple[Keywords, float]:
-        keywords, weight = super().keywords(question, mode)
-        if keywords.concepts and self.translator is not None:
-            keywords = Keywords(concepts=self.translator.translate(question, with_source_words=True))
-        return keywords, weight
+        # Lexical mode's keywords with hybrid's weights: the same for a question in the articles' script.
+        return super().keywords(question, "lexical" if mode == "hybrid" else mode)
 
 
 class ContextEmbeddingIndexer(Indexer):

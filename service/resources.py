@@ -10,7 +10,7 @@ from index.chunking import Chunker
 from index.ingest import Indexer
 from index.search import Searcher
 from index.store import IndexStore, Manifest
-from index.translation import QueryTranslator
+from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
 from service.settings import Settings
 
@@ -37,8 +37,8 @@ def load_translator(settings: Settings) -> QueryTranslator | None:
     if not settings.translate_questions:
         return None
     started = time.perf_counter()
-    translator = QueryTranslator.from_cc_cedict()
-    logger.info("Loaded the CC-CEDICT query translator in %.1f s", time.perf_counter() - started)
+    translator = cc_cedict_translator()
+    logger.info("CC-CEDICT query translator ready in %.1f s", time.perf_counter() - started)
     return translator
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from index.lexical import Concept
-from index.translation import QueryTranslator
+from index.translation import QueryTranslator, cc_cedict_translator
 
 ENTRIES = [
     ("台积电", ["Taiwan Semiconductor Manufacturing Company (TSMC), founded in 1987 (abbreviated name)"]),
@@ -87,7 +87,7 @@ def test_a_translation_carries_the_index_terms_jieba_gives_it(translator: QueryT
 
 
 def test_the_cc_cedict_translator_knows_company_names_and_common_words() -> None:
-    translator = QueryTranslator.from_cc_cedict()
+    translator = cc_cedict_translator()
     found = {concept.word: weights(concept) for concept in translator.translate("Intel's quantum chip")}
     assert found["intel"]["英特尔"] == 1.0
     assert found["quantum"]["量子"] == 1.0
