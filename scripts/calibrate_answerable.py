@@ -1,9 +1,16 @@
 """Choose the answerable thresholds: per script, the confidence below which only 5% of answerable questions fall.
 
     python scripts/calibrate_answerable.py QUESTIONS.jsonl --corpus PATH [--corpus PATH ...] [--share 0.05]
+        [--held-out]
 
-Prints each script's confidence percentiles for answerable and unanswerable questions, the chosen
-thresholds (set them as CITEQA_ANSWERABLE_THRESHOLD_CJK / _OTHER) and the shares they flag.
+Prints, per script (Chinese, other), the confidences of answerable and unanswerable questions, the
+threshold that flags `--share` of the answerable ones (set it as CITEQA_ANSWERABLE_THRESHOLD_CJK /
+_OTHER), and the shares flagged at that threshold and at the configured one (to check on another
+collection a threshold calibrated elsewhere).
+
+`--held-out` also asks every answerable question with its gold articles left out of the search (a
+filter on the other documents): a question whose answer was removed should be flagged, so this share
+measures the flag on as many unanswerable questions as there are answerable ones.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from eval.cli import load_resources
-from eval.questions import load_questions
-from index.search import is_cjk
+from eval.questions import EvalQuestion, load_questions
+from index.search import Searcher, SearchFilters, is_cjk
 from service.settings import Settings
 
 
@@ -29,36 +36,74 @@ def main() -> None:
     parser.add_argument(
         "--share", type=float, default=0.05, help="answerable share allowed below the threshold"
     )
+    parser.add_argument(
+        "--held-out", action="store_true", help="also ask answerable questions without their articles"
+    )
     args = parser.parse_args()
-    resources = load_resources(Settings(), args.corpus)
+    settings = Settings()
+    resources = load_resources(settings, args.corpus)
     try:
-        rows = [
-            (is_cjk(q.question), q.answerable, resources.searcher.search(q.question, top_k=1).confidence)
-            for q in load_questions(args.questions)
-        ]
+        searcher = resources.searcher
+        documents = [(summary.doc_id, summary.title) for summary in resources.store.list_documents()]
+        rows = []
+        for question in load_questions(args.questions):
+            held_out = None
+            if args.held_out and question.answerable:
+                held_out = _confidence(searcher, question.question, _other_documents(question, documents))
+            rows.append(
+                (
+                    is_cjk(question.question),
+                    question.answerable,
+                    _confidence(searcher, question.question),
+                    held_out,
+                )
+            )
     finally:
         resources.close()
+    weights = settings.ranking_weights()
+    configured = {"cjk": weights.answerable_threshold_cjk, "other": weights.answerable_threshold_other}
     report = {}
     for script, cjk in (("cjk", True), ("other", False)):
-        answerable = np.array([c for s, a, c in rows if s == cjk and a])
-        unanswerable = np.array([c for s, a, c in rows if s == cjk and not a])
+        answerable = np.array([c for s, a, c, _ in rows if s == cjk and a])
+        unanswerable = np.array([c for s, a, c, _ in rows if s == cjk and not a])
+        held_out = np.array([h for s, a, _, h in rows if s == cjk and h is not None])
         if not answerable.size:
             continue
         threshold = float(np.quantile(answerable, args.share, method="lower"))
         report[script] = {
-            "threshold": round(threshold, 4),
-            "answerable": {
-                "n": int(answerable.size),
-                "p5": round(float(np.percentile(answerable, 5)), 4),
-                "min": round(float(answerable.min()), 4),
-            },
+            "n_answerable": int(answerable.size),
+            "n_unanswerable": int(unanswerable.size),
+            "n_held_out": int(held_out.size),
+            "answerable_p5": round(float(np.percentile(answerable, 5)), 4),
             "unanswerable": sorted(round(float(c), 4) for c in unanswerable),
-            "flagged_answerable": round(float((answerable < threshold).mean()), 4),
-            "flagged_unanswerable": round(float((unanswerable < threshold).mean()), 4)
-            if unanswerable.size
-            else None,
+            "threshold": round(threshold, 4),
+            "at_threshold": _flagged(threshold, answerable, unanswerable, held_out),
+            "configured_threshold": configured[script],
+            "at_configured_threshold": _flagged(configured[script], answerable, unanswerable, held_out),
         }
     print(json.dumps(report, indent=2))
+
+
+def _confidence(searcher: Searcher, question: str, doc_ids: list[str] | None = None) -> float:
+    return searcher.search(question, top_k=1, filters=SearchFilters(doc_ids=doc_ids or [])).confidence
+
+
+def _other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:
+    gold_ids, gold_titles = set(question.gold_doc_ids), set(question.gold_titles)
+    return [doc_id for doc_id, title in documents if doc_id not in gold_ids and title not in gold_titles]
+
+
+def _flagged(
+    threshold: float, answerable: np.ndarray, unanswerable: np.ndarray, held_out: np.ndarray
+) -> dict[str, float | None]:
+    def share(values: np.ndarray) -> float | None:
+        return round(float((values < threshold).mean()), 4) if values.size else None
+
+    return {
+        "flagged_answerable": share(answerable),
+        "flagged_unanswerable": share(unanswerable),
+        "flagged_held_out": share(held_out),
+    }
 
 
 if __name__ == "__main__":

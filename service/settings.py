@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the translated keywords' BM25 scores against dense ones in hybrid search.",
     )
+    confidence_margin: float = Field(
+        default=RankingWeights().confidence_margin,
+        ge=0,
+        description="Weight, in confidence, of the top passage's relevance margin over the 10th most relevant chunk.",
+    )
     answerable_threshold_cjk: float = Field(
         default=RankingWeights().answerable_threshold_cjk,
         description="Least confidence for a Chinese question to count as answerable.",
@@ -90,6 +95,7 @@ class Settings(BaseSettings):
             sentence=self.sentence_weight,
             lexical=self.lexical_weight,
             translated=self.translated_weight,
+            confidence_margin=self.confidence_margin,
             answerable_threshold_cjk=self.answerable_threshold_cjk,
             answerable_threshold_other=self.answerable_threshold_other,
         )

@@ -149,6 +149,31 @@ def test_below_the_threshold_the_question_is_flagged_unanswerable(
     assert lenient.search("欧盟半导体联盟的成员有哪些", top_k=3).answerable is True
 
 
+def test_confidence_adds_to_the_top_relevance_its_weighted_margin_over_the_tenth_most_relevant_chunk(
+    store, fake_encoder
+) -> None:
+    relevance = np.array([0.90, 0.50, 0.85, 0.84, 0.83, 0.82, 0.81, 0.80, 0.79, 0.78, 0.70, 0.60])
+    searcher = Searcher(store, fake_encoder, RankingWeights(confidence_margin=2.0))
+    # The 10th most relevant is 0.70 (0.90 ... 0.78 are the first nine).
+    assert searcher._confidence(relevance, top=0) == pytest.approx(0.90 + 2.0 * (0.90 - 0.70))
+    # A top passage that hybrid ranked first below the 10th gets a lower confidence than its relevance.
+    assert searcher._confidence(relevance, top=1) == pytest.approx(0.50 + 2.0 * (0.50 - 0.70))
+    # Fewer than ten chunks (a filtered search): the margin is over the least relevant one.
+    assert searcher._confidence(relevance[:3], top=0) == pytest.approx(0.90 + 2.0 * (0.90 - 0.50))
+    without_margin = Searcher(store, fake_encoder, RankingWeights(confidence_margin=0.0))
+    assert without_margin._confidence(relevance, top=0) == pytest.approx(0.90)
+
+
+def test_a_question_whose_top_passage_stands_out_gets_more_confidence_than_one_whose_does_not(
+    store, fake_encoder
+) -> None:
+    searcher = Searcher(store, fake_encoder, RankingWeights(confidence_margin=2.0))
+    # Same top cosine, but in the first the ten nearest chunks are all as close: nothing stands out.
+    crowded = np.array([0.85] * 10 + [0.5] * 5)
+    standing_out = np.array([0.85] + [0.6] * 14)
+    assert searcher._confidence(standing_out, top=0) > searcher._confidence(crowded, top=0)
+
+
 def test_chinese_and_other_questions_are_held_to_their_own_thresholds(
     indexer: Indexer, store, fake_encoder
 ) -> None:
