@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from eval.results import K_VALUES, Latency, QuestionResult, ScoreDistribution, Summary, UnanswerableSummary
-from index.search import Citation
+from index.search import Citation, Passage
 
 MAX_K = 10
 
@@ -28,6 +28,16 @@ def snippet_ranks(passage_texts: Sequence[str], snippets: Sequence[str]) -> list
         for rank, text in enumerate(passage_texts, start=1)
         if any(snippet in squash(text) for snippet in squashed)
     ]
+
+
+def highlight_hit(passages: Sequence[Passage], snippets: Sequence[str]) -> bool | None:
+    """Whether the first passage's highlighted sentence contains a snippet (whitespace ignored); None when
+    there are no snippets, no passage, or no highlight: the sentence a reader is pointed to, checked."""
+    if not snippets or not passages or passages[0].highlight is None:
+        return None
+    first = passages[0]
+    sentence = squash(first.text[first.highlight.char_start : first.highlight.char_end])
+    return any(squash(snippet) in sentence for snippet in snippets)
 
 
 def hit_at_k(rank: int | None, k: int) -> bool:
@@ -153,6 +163,9 @@ def summarize(results: Sequence[QuestionResult]) -> Summary:
             "n_with_snippets": len(with_snippets),
             "n_multi_article": len(multi_article),
             **metrics,
+            "highlight_hit@1": _share(
+                [r for r in with_snippets if r.highlight_hit is not None], lambda r: bool(r.highlight_hit)
+            ),
             "answer_mrr@10": _mean([reciprocal_rank(r.answer_rank) for r in with_snippets]),
             "ndcg@10": _mean([ndcg_at_k(r.relevant_ranks) for r in with_snippets]),
             "article_mrr@10": _mean([reciprocal_rank(r.article_rank) for r in answerable]),

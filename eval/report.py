@@ -25,6 +25,7 @@ MAIN_COLUMNS = [
     ("hit@3", "answer_hit@3"),
     ("hit@5", "answer_hit@5"),
     ("hit@10", "answer_hit@10"),
+    ("highlight@1", "highlight_hit@1"),
     ("MRR@10", "answer_mrr@10"),
     ("nDCG@10", "ndcg@10"),
     ("art hit@1", "article_hit@1"),

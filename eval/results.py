@@ -35,6 +35,11 @@ class QuestionResult(BaseModel):
     flagged_answerable: bool | None = Field(
         description="The retriever's own answerable flag, if it gives one."
     )
+    highlight_hit: bool | None = Field(
+        default=None,
+        description="Whether the first passage's highlighted sentence contains an answer snippet; null when "
+        "the question has no snippets or the retriever highlights nothing.",
+    )
 
 
 class _AliasedModel(BaseModel):
@@ -49,7 +54,8 @@ class Latency(BaseModel):
 class Summary(_AliasedModel):
     """Metrics over a set of questions.
 
-    Answer metrics are over answerable questions with snippets (`n_with_snippets`), article metrics over
+    Answer metrics are over answerable questions with snippets (`n_with_snippets`; `highlight_hit@1`: those
+    of them whose first passage carries a highlight, null for retrievers that highlight nothing), article metrics over
     answerable questions (`n_answerable`), `article_full_recall_multi@k` over those with several gold articles
     (`n_multi_article`); passage length and latency over every question.
     """
@@ -59,6 +65,7 @@ class Summary(_AliasedModel):
     n_with_snippets: int
     n_multi_article: int
     answer_hit_1: float | None = Field(alias="answer_hit@1")
+    highlight_hit_1: float | None = Field(default=None, alias="highlight_hit@1")
     answer_hit_3: float | None = Field(alias="answer_hit@3")
     answer_hit_5: float | None = Field(alias="answer_hit@5")
     answer_hit_10: float | None = Field(alias="answer_hit@10")

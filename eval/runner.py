@@ -69,6 +69,7 @@ def evaluate_question(
         latency_ms=latency_ms,
         passage_chars=[len(passage.text) for passage in passages],
         flagged_answerable=flag,
+        highlight_hit=metrics.highlight_hit(passages, question.answer_snippets),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -72,11 +73,14 @@ class LexicalIndex:
             (np.ones(len(rows), dtype=np.float32), (rows, columns)),
             shape=(len(term_lists), len(self._term_column)),
         )
+        self._document_frequency = np.diff(self._frequencies.indptr)
         lengths = np.array([len(words) for words in term_lists], dtype=np.float32)
         self._length_norm = _K1 * (
             1 - _B + _B * lengths / max(float(lengths.mean()) if lengths.size else 0.0, 1.0)
         )
         self._bm25: bm25s.BM25 | None = None
+        # A question's concepts are looked up twice, to rank chunks and to pick each passage's sentence.
+        self._concept_frequency = functools.lru_cache(maxsize=64)(self._sum_concept_frequency)
         if len(term_lists):
             self._bm25 = bm25s.BM25(k1=_K1, b=_B)
             # An empty term list would be dropped by bm25s and shift the alignment with chunk_ids.
@@ -101,11 +105,44 @@ class LexicalIndex:
             frequency = self._concept_frequency(concept)
             matching = int(np.count_nonzero(frequency))
             if matching:
-                idf = np.log(1 + (n_chunks - matching + 0.5) / (matching + 0.5))
-                total += idf * frequency / (frequency + self._length_norm)
+                total += _idf(n_chunks, matching) * frequency / (frequency + self._length_norm)
         return total
 
-    def _concept_frequency(self, concept: Concept) -> np.ndarray:
+    def match_scores(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
+        """How much of the keywords each text holds, with this index's idf: the idf of every question term
+        found in it, plus, for every concept, the idf of its alternatives' union times the weight of the
+        best alternative found. For texts too short for BM25's statistics (the sentences of a passage); a
+        term counts as found when the text contains it, which spares segmenting every text per question."""
+        lowered = [text.lower() for text in texts]
+        everything = "\n".join(lowered)
+        total = np.zeros(len(lowered), dtype=np.float32)
+        n_chunks = len(self.chunk_ids)
+        for term in set(keywords.terms):
+            column = self._term_column.get(term)
+            if column is not None:
+                found = np.array([term in text for text in lowered])
+                total += found * _idf(n_chunks, int(self._document_frequency[column]))
+        for concept in keywords.concepts:
+            matching = int(np.count_nonzero(self._concept_frequency(concept)))
+            if not matching:
+                continue
+            # Alternatives of the index's vocabulary found in any of the texts: usually a handful of hundreds.
+            present = [
+                alt
+                for alt in concept.alternatives
+                if all(term in self._term_column for term in alt.terms) and _contains(everything, alt.terms)
+            ]
+            best = np.array(
+                [
+                    max((alt.weight for alt in present if _contains(text, alt.terms)), default=0.0)
+                    for text in lowered
+                ],
+                dtype=np.float32,
+            )
+            total += best * _idf(n_chunks, matching)
+        return total
+
+    def _sum_concept_frequency(self, concept: Concept) -> np.ndarray:
         single_columns, single_weights = [], []
         frequency = np.zeros(len(self.chunk_ids), dtype=np.float32)
         for alternative in concept.alternatives:
@@ -120,3 +157,12 @@ class LexicalIndex:
         if single_columns:
             frequency += self._frequencies[:, single_columns] @ np.array(single_weights, dtype=np.float32)
         return frequency
+
+
+def _idf(n_documents: int, matching: int) -> float:
+    """BM25's (Lucene) inverse document frequency."""
+    return float(np.log(1 + (n_documents - matching + 0.5) / (matching + 0.5)))
+
+
+def _contains(text: str, words: Sequence[str]) -> bool:
+    return all(word in text for word in words)

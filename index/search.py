@@ -103,6 +103,12 @@ class RankingWeights(BaseModel):
         ge=0,
         description="Weight of BM25's z-score for an English question translated to Chinese keywords.",
     )
+    highlight_keywords: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the question's keywords found in a sentence against its cosine, in choosing "
+        "the sentence a passage highlights.",
+    )
     confidence_margin: float = Field(
         default=2.0,
         ge=0,
@@ -164,16 +170,23 @@ class Searcher:
         ranking = self._rank(scores, mode, lexical_weight)
         order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
         hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
-        spans = self.store.sentence_spans(scores.best_sentence[order])
         kept: list[tuple[int, ChunkHit]] = []
         for position, hit in zip(order, hits, strict=True):
             if not any(_near_duplicates(hit.chunk.text, other.chunk.text) for _, other in kept):
                 kept.append((int(position), hit))
             if len(kept) == top_k:
                 break
+        closest = [int(scores.best_sentence[position]) for position, _ in kept]
+        if lexical_weight > 0:
+            sentence_ids = self._answering_sentences(
+                query_vector, keywords, [hit for _, hit in kept], closest
+            )
+        else:
+            sentence_ids = closest
+        spans = self.store.sentence_spans(sentence_ids)
         passages = [
-            _passage(hit, rank, spans.get(int(scores.best_sentence[position])))
-            for rank, (position, hit) in enumerate(kept, start=1)
+            _passage(hit, rank, spans.get(sentence_id))
+            for rank, ((_, hit), sentence_id) in enumerate(zip(kept, sentence_ids, strict=True), start=1)
         ]
         confidence = self._confidence(self._relevance(scores), kept[0][0]) if kept else 0.0
         answerable = bool(kept) and confidence >= self.weights.answerable_threshold(question)
@@ -183,9 +196,7 @@ class Searcher:
             mode=mode,
             answerable=answerable,
             confidence=round(confidence, 6),
-            answer=_answer(passages[0], spans.get(int(scores.best_sentence[kept[0][0]])))
-            if answerable
-            else None,
+            answer=_answer(passages[0], spans.get(sentence_ids[0])) if answerable else None,
             passages=passages,
             took_ms=round(took_ms, 2),
         )
@@ -194,6 +205,35 @@ class Searcher:
         """Dense relevance: the chunk's cosine blended with that of its closest sentence."""
         share = self.weights.sentence
         return (1 - share) * scores.dense + share * scores.sentence
+
+    def _answering_sentences(
+        self, query_vector: np.ndarray, keywords: Keywords, hits: list[ChunkHit], closest: list[int]
+    ) -> list[int]:
+        """Per passage, the sentence to highlight: the one whose cosine with the question plus
+        `highlight_keywords` times the question's keywords it holds (both z-scored among the passage's
+        sentences) is highest. By cosine alone it is `closest`; keywords pick the sentence holding the
+        answer more often (docs/EVAL.md, "Highlight")."""
+        weight = self.weights.highlight_keywords
+        if weight == 0 or not (keywords.terms or keywords.concepts):
+            return closest
+        sentences = self.store.chunk_sentences([hit.chunk_id for hit in hits])
+        texts = [
+            hit.chunk.text[start - hit.chunk.char_start : end - hit.chunk.char_start]
+            for hit in hits
+            for start, end in (sentences[hit.chunk_id].spans if hit.chunk_id in sentences else [])
+        ]
+        # One call for every sentence: each concept's document frequency is looked up once.
+        matches = iter(self.store.keyword_matches(texts, keywords))
+        chosen = []
+        for hit, fallback in zip(hits, closest, strict=True):
+            candidates = sentences.get(hit.chunk_id)
+            if candidates is None:
+                chosen.append(fallback)
+                continue
+            found = np.array([next(matches) for _ in candidates.spans])
+            score = _z(candidates.vectors @ query_vector) + weight * _z(found)
+            chosen.append(int(candidates.ids[int(np.argmax(score))]))
+        return chosen
 
     def _confidence(self, relevance: np.ndarray, top: int) -> float:
         """The top passage's relevance, raised by how far it stands above the chunk ranked

@@ -129,6 +129,15 @@ class IndexedDocument:
 
 
 @dataclass(frozen=True)
+class ChunkSentences:
+    """The sentences of one chunk, in document order: ids, (char_start, char_end) in the document, vectors."""
+
+    ids: np.ndarray
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
 class ChunkScores:
     """Every candidate chunk's similarities to one question, aligned by position."""
 
@@ -332,6 +341,35 @@ class IndexStore:
                 ids,
             ).fetchall()
         return {row["id"]: (row["char_start"], row["char_end"], row["page"]) for row in rows}
+
+    def chunk_sentences(self, chunk_ids: Sequence[int]) -> dict[int, ChunkSentences]:
+        """The sentences of some chunks, with their vectors, by chunk id (chunks without any left out)."""
+        ids = [int(chunk_id) for chunk_id in chunk_ids]
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, chunk_id, char_start, char_end FROM sentences "
+                f"WHERE chunk_id IN ({','.join('?' * len(ids))}) ORDER BY id",
+                ids,
+            ).fetchall()
+            by_chunk: dict[int, list[sqlite3.Row]] = {}
+            for row in rows:
+                by_chunk.setdefault(row["chunk_id"], []).append(row)
+            vectors = self._vectors["sentences"]
+            return {
+                chunk_id: ChunkSentences(
+                    ids=np.array([row["id"] for row in chunk_rows], dtype=np.int64),
+                    spans=[(row["char_start"], row["char_end"]) for row in chunk_rows],
+                    vectors=np.stack([vectors.reconstruct(row["id"]) for row in chunk_rows]),
+                )
+                for chunk_id, chunk_rows in by_chunk.items()
+            }
+
+    def keyword_matches(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
+        """How much of the keywords each text holds (index.lexical.LexicalIndex.match_scores)."""
+        with self._lock:
+            return self._lexical_index().match_scores(texts, keywords)
 
     def chunk_count(self, doc_id: str) -> int:
         with self._lock:

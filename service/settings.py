@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the translated keywords' BM25 scores against dense ones in hybrid search.",
     )
+    highlight_keyword_weight: float = Field(
+        default=RankingWeights().highlight_keywords,
+        ge=0,
+        description="Weight of the question's keywords found in a sentence against its cosine, in choosing the highlight.",
+    )
     confidence_margin: float = Field(
         default=RankingWeights().confidence_margin,
         ge=0,
@@ -95,6 +100,7 @@ class Settings(BaseSettings):
             sentence=self.sentence_weight,
             lexical=self.lexical_weight,
             translated=self.translated_weight,
+            highlight_keywords=self.highlight_keyword_weight,
             confidence_margin=self.confidence_margin,
             answerable_threshold_cjk=self.answerable_threshold_cjk,
             answerable_threshold_other=self.answerable_threshold_other,

@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from eval.results import QuestionResult
-from index.search import Citation, Passage
+from index.search import Citation, Highlight, Passage
 
 
-def make_passage(rank: int, text: str, title: str = "T", doc_id: str = "d", score: float = 0.5) -> Passage:
+def make_passage(
+    rank: int,
+    text: str,
+    title: str = "T",
+    doc_id: str = "d",
+    score: float = 0.5,
+    highlight: tuple[int, int] | None = None,
+) -> Passage:
     citation = Citation(
         doc_id=doc_id, title=title, section=None, page=None, source="s.txt", char_start=0, char_end=len(text)
     )
-    return Passage(rank=rank, score=score, text=text, citation=citation)
+    marked = Highlight(char_start=highlight[0], char_end=highlight[1]) if highlight else None
+    return Passage(rank=rank, score=score, text=text, citation=citation, highlight=marked)
 
 
 def make_result(**fields: Any) -> QuestionResult:

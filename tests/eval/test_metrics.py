@@ -189,6 +189,7 @@ def test_summarize_counts_answer_and_article_metrics_over_answerable_questions_o
             "answer_hit@3": 1 / 3,
             "answer_hit@5": 2 / 3,
             "answer_hit@10": 2 / 3,
+            "highlight_hit@1": None,  # none of these results carries a highlight
             "answer_mrr@10": (1 + 0.25 + 0) / 3,
             # q1 ranks 1 and 3 (see the nDCG test); q2 one relevant passage at rank 4 against an ideal
             # rank 1: 1/log2(5); q3 none.
@@ -208,6 +209,27 @@ def test_summarize_counts_answer_and_article_metrics_over_answerable_questions_o
             "mean_passage_chars": 250.0,
         }
     )
+
+
+def test_highlight_hit_checks_the_sentence_the_first_passage_highlights():
+    text = "第三季度出货5亿片。需求仍将持续。"
+    on_answer = [make_passage(1, text, highlight=(0, 10)), make_passage(2, "5亿片")]
+    on_other = [make_passage(1, text, highlight=(10, 17))]
+    assert metrics.highlight_hit(on_answer, ["5 亿片"]) is True  # whitespace ignored, as for passages
+    assert metrics.highlight_hit(on_other, ["5亿片"]) is False  # in the passage, not in its highlight
+    assert metrics.highlight_hit([make_passage(1, text)], ["5亿片"]) is None  # nothing highlighted
+    assert metrics.highlight_hit(on_answer, []) is None
+    assert metrics.highlight_hit([], ["5亿片"]) is None
+
+
+def test_highlight_hit_at_1_counts_only_questions_whose_first_passage_highlights_a_sentence():
+    results = [
+        make_result(answer_rank=1, highlight_hit=True),
+        make_result(answer_rank=1, highlight_hit=False),
+        make_result(answer_rank=None, highlight_hit=None),
+    ]
+    assert metrics.summarize(results).highlight_hit_1 == pytest.approx(0.5)
+    assert metrics.summarize(results[2:]).highlight_hit_1 is None
 
 
 def test_summarize_leaves_a_metric_null_when_no_question_counts_for_it():

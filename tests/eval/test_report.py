@@ -15,6 +15,7 @@ SUMMARY_KEYS = [
     "n_with_snippets",
     "n_multi_article",
     "answer_hit@1",
+    "highlight_hit@1",
     "answer_hit@3",
     "answer_hit@5",
     "answer_hit@10",
@@ -117,10 +118,14 @@ def test_compare_json_document_nests_each_mode_document_under_modes(tmp_path):
 def test_markdown_has_one_main_row_per_mode_and_by_lang_and_by_type_rows():
     markdown = report_writers.render_markdown(_report(_mode("dense", 1), _mode("bm25", None)))
     lines = markdown.splitlines()
-    assert "| mode | n | answerable | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 | nDCG@10 |" in markdown
-    # dense: answer at rank 1; article at rank 1; passages 120 and 80 chars; latencies 5 and 7 ms.
     assert (
-        "| dense | 2 | 1 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | – | 1.000 "
+        "| mode | n | answerable | hit@1 | hit@3 | hit@5 | hit@10 | highlight@1 | MRR@10 | nDCG@10 |"
+        in markdown
+    )
+    # dense: answer at rank 1 (no highlight: –); article at rank 1; passages 120 and 80 chars; latencies 5
+    # and 7 ms.
+    assert (
+        "| dense | 2 | 1 | 1.000 | 1.000 | 1.000 | 1.000 | – | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | – | 1.000 "
         "| 100 | 6.0 | 6.9 |" in lines
     )
     assert "| bm25 | zh | 1 | 1 | 0.000 | 0.000 | 0.000 | 1.000 |" in lines

@@ -99,6 +99,7 @@ def test_evaluate_question_records_ranks_score_lengths_and_flag():
         "latency_ms": 12.5,
         "passage_chars": [3, 3, 6],
         "flagged_answerable": True,
+        "highlight_hit": None,  # these passages highlight no sentence
     }
 
 

@@ -71,3 +71,26 @@ def test_lighter_alternatives_score_less_and_unknown_words_score_nothing(lexical
 def test_an_empty_index_scores_nothing() -> None:
     empty = LexicalIndex(np.zeros(0, dtype=np.int64), [])
     assert empty.scores(Keywords(terms=["芯片"], concepts=[single("chip", "芯片")])).shape == (0,)
+
+
+def test_match_scores_count_each_question_term_a_text_contains_by_its_idf(lexical: LexicalIndex) -> None:
+    texts = ["英特尔发布量子芯片。", "手机市场下滑。", "天气晴朗。"]
+    scores = lexical.match_scores(texts, Keywords(terms=["芯片", "下滑", "天气"]))
+    # 芯片 is in two of the five chunks and 下滑 in one, so 下滑 counts for more; 天气 is not indexed.
+    assert scores[1] > scores[0] > 0
+    assert scores[2] == 0
+
+
+def test_match_scores_count_a_concept_by_the_best_alternative_a_text_contains(lexical: LexicalIndex) -> None:
+    device = Concept(
+        "device",
+        (
+            Alternative("芯片", ("芯片",), 1.0),
+            Alternative("手机", ("手机",), 0.5),
+            Alternative("格力", ("格力",), 1.0),  # not in the index: ignored, as keyword search ignores it
+        ),
+    )
+    scores = lexical.match_scores(["量子芯片和手机", "手机市场", "格力空调"], Keywords(concepts=[device]))
+    assert scores[0] == pytest.approx(2 * scores[1])
+    assert scores[1] > 0
+    assert scores[2] == 0

@@ -5,7 +5,7 @@ import pytest
 
 from index.ingest import Indexer
 from index.lexical import Keywords
-from index.search import RankingWeights, Searcher, _z, is_cjk
+from index.search import RankingWeights, Searcher, SearchMode, _z, is_cjk
 from index.store import ChunkScores, IndexStore
 from index.translation import QueryTranslator
 from tests.conftest import make_document
@@ -133,6 +133,30 @@ def test_each_passage_highlights_its_sentence_closest_to_the_question(
     assert result.answer.text == highlighted
     answer_span = result.answer.citation
     assert PANEL.text[answer_span.char_start : answer_span.char_end] == highlighted
+
+
+def test_the_question_s_rare_keywords_can_move_the_highlight_off_the_sentence_closest_in_embedding(
+    indexer: Indexer, store, fake_encoder
+) -> None:
+    # The first sentence shares most of the question's characters, but only words every article has; the
+    # second holds its rare words (分布式, 光伏).
+    solar = make_document("光伏", "今年增长情况如何，今年增长情况良好。其中分布式光伏新增四十吉瓦。")
+    others = [make_document(f"行业{i}", f"行业{i}今年增长情况如何，今年增长情况尚可。") for i in range(4)]
+    indexer.add([solar, *others])
+    question = "分布式光伏今年增长情况如何"
+
+    def highlighted(weight: float, mode: SearchMode = "hybrid") -> str:
+        weights = RankingWeights(highlight_keywords=weight, answerable_threshold_cjk=-1.0)
+        result = Searcher(store, fake_encoder, weights).search(question, top_k=1, mode=mode)
+        top = result.passages[0]
+        assert top.highlight is not None and result.answer is not None
+        assert result.answer.text == top.text[top.highlight.char_start : top.highlight.char_end]
+        return result.answer.text
+
+    assert highlighted(0.0) == "今年增长情况如何，今年增长情况良好。"
+    assert highlighted(2.0) == "其中分布式光伏新增四十吉瓦。"
+    # Dense search looks for no keywords: its highlight is the closest sentence whatever the weight.
+    assert highlighted(2.0, mode="dense") == "今年增长情况如何，今年增长情况良好。"
 
 
 def test_below_the_threshold_the_question_is_flagged_unanswerable(
