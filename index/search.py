@@ -177,12 +177,9 @@ class Searcher:
             if len(kept) == top_k:
                 break
         closest = [int(scores.best_sentence[position]) for position, _ in kept]
-        if lexical_weight > 0:
-            sentence_ids = self._answering_sentences(
-                query_vector, keywords, [hit for _, hit in kept], closest
-            )
-        else:
-            sentence_ids = closest
+        # Keywords that do not count in the ranking (an untranslated English question) do not pick sentences.
+        counted = keywords if lexical_weight > 0 else Keywords()
+        sentence_ids = self._answering_sentences(query_vector, counted, [hit for _, hit in kept], closest)
         spans = self.store.sentence_spans(sentence_ids)
         passages = [
             _passage(hit, rank, spans.get(sentence_id))

@@ -48,8 +48,9 @@ def main() -> None:
         rows = []
         for question in load_questions(args.questions):
             held_out = None
-            if args.held_out and question.answerable:
-                held_out = _confidence(searcher, question.question, _other_documents(question, documents))
+            others = _other_documents(question, documents) if args.held_out and question.answerable else []
+            if others:  # an empty filter would mean every document
+                held_out = _confidence(searcher, question.question, others)
             rows.append(
                 (
                     is_cjk(question.question),
@@ -85,7 +86,8 @@ def main() -> None:
 
 
 def _confidence(searcher: Searcher, question: str, doc_ids: list[str] | None = None) -> float:
-    return searcher.search(question, top_k=1, filters=SearchFilters(doc_ids=doc_ids or [])).confidence
+    filters = SearchFilters(doc_ids=doc_ids) if doc_ids else None
+    return searcher.search(question, top_k=1, filters=filters).confidence
 
 
 def _other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:

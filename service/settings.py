@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,18 @@ from index.search import RankingWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = PROJECT_ROOT / "data" / "sample"
+
+
+# Marks the settings that are ranking weights, with the `RankingWeights` field each one sets.
+_RANKING_WEIGHT = "ranking_weight"
+
+
+def _ranking_weight(name: str) -> Any:
+    """A setting for `RankingWeights.<name>`, with its default, bounds and description: declared once,
+    in index.search, so that the two cannot drift apart."""
+    info = copy.deepcopy(RankingWeights.model_fields[name])
+    info.json_schema_extra = {_RANKING_WEIGHT: name}
+    return info
 
 
 class Settings(BaseSettings):
@@ -39,44 +52,17 @@ class Settings(BaseSettings):
         default=300, ge=50, le=600, description="Maximum characters in a chunk (passage)."
     )
     chunk_overlap: int = Field(default=60, ge=0, description="Characters shared by neighbouring chunks.")
-    sentence_weight: float = Field(
-        default=RankingWeights().sentence,
-        ge=0,
-        le=1,
-        description="Share of the closest sentence's cosine in dense relevance.",
-    )
-    lexical_weight: float = Field(
-        default=RankingWeights().lexical,
-        ge=0,
-        description="Weight of keyword (BM25) scores against dense ones in hybrid search.",
-    )
+    sentence_weight: float = _ranking_weight("sentence")
+    lexical_weight: float = _ranking_weight("lexical")
     translate_questions: bool = Field(
         default=True,
         description="Translate English questions over Chinese articles into Chinese keywords (CC-CEDICT).",
     )
-    translated_weight: float = Field(
-        default=RankingWeights().translated,
-        ge=0,
-        description="Weight of the translated keywords' BM25 scores against dense ones in hybrid search.",
-    )
-    highlight_keyword_weight: float = Field(
-        default=RankingWeights().highlight_keywords,
-        ge=0,
-        description="Weight of the question's keywords found in a sentence against its cosine, in choosing the highlight.",
-    )
-    confidence_margin: float = Field(
-        default=RankingWeights().confidence_margin,
-        ge=0,
-        description="Weight, in confidence, of the top passage's relevance margin over the 10th most relevant chunk.",
-    )
-    answerable_threshold_cjk: float = Field(
-        default=RankingWeights().answerable_threshold_cjk,
-        description="Least confidence for a Chinese question to count as answerable.",
-    )
-    answerable_threshold_other: float = Field(
-        default=RankingWeights().answerable_threshold_other,
-        description="Least confidence for a question in another script (English) to count as answerable.",
-    )
+    translated_weight: float = _ranking_weight("translated")
+    highlight_keyword_weight: float = _ranking_weight("highlight_keywords")
+    confidence_margin: float = _ranking_weight("confidence_margin")
+    answerable_threshold_cjk: float = _ranking_weight("answerable_threshold_cjk")
+    answerable_threshold_other: float = _ranking_weight("answerable_threshold_other")
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
     sample_corpus: Path = Field(
@@ -97,11 +83,9 @@ class Settings(BaseSettings):
 
     def ranking_weights(self) -> RankingWeights:
         return RankingWeights(
-            sentence=self.sentence_weight,
-            lexical=self.lexical_weight,
-            translated=self.translated_weight,
-            highlight_keywords=self.highlight_keyword_weight,
-            confidence_margin=self.confidence_margin,
-            answerable_threshold_cjk=self.answerable_threshold_cjk,
-            answerable_threshold_other=self.answerable_threshold_other,
+            **{
+                info.json_schema_extra[_RANKING_WEIGHT]: getattr(self, setting)
+                for setting, info in type(self).model_fields.items()
+                if isinstance(info.json_schema_extra, dict) and _RANKING_WEIGHT in info.json_schema_extra
+            }
         )
