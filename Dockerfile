@@ -16,11 +16,12 @@ WORKDIR /opt/citeqa
 # CPU build of torch first, from PyTorch's CPU index, so that the pinned version never pulls CUDA.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
+# The serving packages only: `eval/` (and its extras, matplotlib and the peers) stay out of the image.
 COPY pyproject.toml README.md ./
+COPY citeqa ./citeqa
 COPY service ./service
 COPY index ./index
 COPY embeddings ./embeddings
-COPY eval ./eval
 COPY data ./data
 RUN pip install -e . \
     && citeqa model prepare \

@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export CITEQA_MODEL_CACHE ?= $(CURDIR)/var/models
 
-.PHONY: run test install lint format bench clean
+.PHONY: run test test-fast install lint format bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,peers]'
+	$(BIN)/pip install --quiet -e '.[dev,eval,peers]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,11 +25,18 @@ test: install
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+## The unit tests alone (no real model, server or browser), in under a minute.
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not model and not server and not browser"
 
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff format .

@@ -1,9 +1,8 @@
 """Text -> vectors: the bundled multilingual-e5-small model and the encoder used by indexing and search."""
 
+from citeqa.errors import EmbeddedModelError, EmbeddingModelError
 from embeddings.embedded import (
     EMBEDDED_MODEL,
-    EmbeddedModelError,
-    EmbeddingModelError,
     embedded_model_name,
     prepare_embedded_model,
     prepared_model_path,

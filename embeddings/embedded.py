@@ -31,6 +31,8 @@ from safetensors.numpy import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram
 
+from citeqa.errors import EmbeddedModelError
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "embedded"
@@ -74,14 +76,6 @@ _SPECIAL_TOKENS = {
     "pad_token": "<pad>",
     "mask_token": "<mask>",
 }
-
-
-class EmbeddingModelError(Exception):
-    """The embedding model could not be found, prepared or loaded."""
-
-
-class EmbeddedModelError(EmbeddingModelError):
-    """The bundled model could not be found, converted or verified."""
 
 
 class ConversionRecord(BaseModel):

@@ -9,12 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embeddings.embedded import (
-    EMBEDDED_MODEL,
-    EmbeddingModelError,
-    embedded_model_name,
-    prepare_embedded_model,
-)
+from citeqa.errors import EmbeddingModelError
+from embeddings.embedded import EMBEDDED_MODEL, embedded_model_name, prepare_embedded_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -21,14 +21,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from eval.corpus import build_corpus_index, cache_root_for, check_corpus_paths
+from citeqa.errors import EvalConfigError
+from citeqa.settings import Settings, get_settings
+from eval.corpus import check_corpus_paths, load_resources
 from eval.questions import load_questions
 from eval.results import EvalReport, Summary
-from index.chunking import Chunker
 from index.ingest import ProgressHook
-from index.search import DEFAULT_MODE, SEARCH_MODES
-from service.resources import Resources, load_encoder
-from service.settings import Settings
+from index.search import DEFAULT_MODE, MAX_TOP_K, SEARCH_MODES, check_mode
 
 if TYPE_CHECKING:
     from eval.runner import Retriever
@@ -79,7 +78,9 @@ def eval_command(
         bool,
         typer.Option("--peers/--no-peers", help="With --compare: also run the LangChain and BM25 peers."),
     ] = True,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per question.")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_TOP_K, help="Passages per question.")
+    ] = 10,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -94,8 +95,14 @@ def eval_command(
     """Measure retrieval quality on question files: answer and article hit rates, MRR, nDCG, latency."""
     # Imported here: the report writer imports matplotlib (a quarter of a second), which every other
     # citeqa command would pay for, since service.cli imports this module to register the command.
-    from eval.retrievers import CiteQARetriever, check_mode
-    from eval.runner import EvalConfigError, run_eval
+    try:
+        from eval.retrievers import CiteQARetriever
+        from eval.runner import run_eval
+    except ModuleNotFoundError as missing:
+        raise EvalConfigError(
+            f"citeqa eval needs the evaluation extra (module {missing.name} is missing): "
+            "pip install 'citeqa[eval]'"
+        ) from None
 
     # The runner's progress bars use rich's global console; on stderr they stay out of the JSON on stdout.
     rich.reconfigure(stderr=True)
@@ -117,9 +124,10 @@ def eval_command(
     out_dirs = _out_dirs(questions, out)
     build_peers = _peer_builder() if run_peers else None
 
-    settings = Settings()
+    settings = get_settings()
     started = time.perf_counter()
-    resources = load_resources(settings, corpus)
+    with _progress_hook("Indexing the corpus") as hook:
+        resources = load_resources(settings, corpus, on_progress=hook)
     try:
         documents, _ = resources.store.counts()
         if documents == 0:
@@ -151,8 +159,6 @@ def eval_command(
 
 
 def _out_dirs(questions: Sequence[Path], out: Path | None) -> list[Path | None]:
-    from eval.runner import EvalConfigError
-
     if out is None:
         return [None] * len(questions)
     if len(questions) == 1:
@@ -183,20 +189,6 @@ def _peer_builder() -> PeerBuilder | None:
         return build_peers(read_corpus(paths), model_folder)
 
     return build
-
-
-def load_resources(settings: Settings, corpus: Sequence[Path] | None) -> Resources:
-    """The model, loaded once, and the index to search: the configured one, or the corpus's cached one."""
-    if not corpus:
-        return Resources.load(settings, show_progress=True)
-    encoder = load_encoder(settings, show_progress=True)
-    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    started = time.perf_counter()
-    with _progress_hook("Indexing the corpus") as hook:
-        built = build_corpus_index(corpus, encoder, chunker, cache_root_for(settings.data_dir), hook)
-    if not built.reused:
-        logger.info("Built the corpus index in %.1f s", time.perf_counter() - started)
-    return Resources.from_encoder(settings.model_copy(update={"data_dir": built.directory}), encoder)
 
 
 def _build_peers(build: PeerBuilder, corpus: Sequence[Path], settings: Settings) -> list[Retriever]:

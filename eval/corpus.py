@@ -13,12 +13,16 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from citeqa.errors import CorpusError
+from citeqa.settings import Settings
+from citeqa.wiring import Resources, load_encoder
 from index.chunking import Chunker, ChunkingSettings
 from index.ingest import Indexer, ProgressHook
 from index.store import FORMAT_VERSION as STORE_FORMAT_VERSION
@@ -32,12 +36,6 @@ CACHE_FORMAT_VERSION = 1
 CACHE_DIR_NAME = "eval-cache"
 RECORD_FILE = "corpus.json"
 _KEY_HEX_CHARS = 24
-
-
-class CorpusError(ValueError):
-    """
-    A corpus path does not exist, or the files under it hold no readable article.
-    """
 
 
 @dataclass(frozen=True)
@@ -100,6 +98,21 @@ def corpus_key(files: Sequence[CorpusFile], model: str, chunking: ChunkingSettin
 def cache_root_for(data_dir: Path) -> Path:
     """`eval-cache` beside the configured index folder (`var/eval-cache` with the default settings)."""
     return data_dir.parent / CACHE_DIR_NAME
+
+
+def load_resources(
+    settings: Settings, corpus: Sequence[Path] | None, on_progress: ProgressHook | None = None
+) -> Resources:
+    """The model, loaded once, and the index to search: the configured one, or the corpus's cached one."""
+    if not corpus:
+        return Resources.load(settings, show_progress=True)
+    encoder = load_encoder(settings, show_progress=True)
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    started = time.perf_counter()
+    built = build_corpus_index(corpus, encoder, chunker, cache_root_for(settings.data_dir), on_progress)
+    if not built.reused:
+        logger.info("Built the corpus index in %.1f s", time.perf_counter() - started)
+    return Resources.from_encoder(settings.model_copy(update={"data_dir": built.directory}), encoder)
 
 
 def build_corpus_index(

@@ -7,11 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
-class QuestionFileError(ValueError):
-    """
-    A question file cannot be read, or one of its lines is not a valid question.
-    """
+from citeqa.errors import QuestionFileError
 
 
 class EvalQuestion(BaseModel):

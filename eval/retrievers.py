@@ -3,20 +3,7 @@
 from __future__ import annotations
 
 from eval.runner import Retrieval
-from index.search import DEFAULT_MODE, SEARCH_MODES, Searcher
-
-
-class UnknownModeError(ValueError):
-    """
-    A search mode was asked for that the product's `Searcher` does not have.
-    """
-
-
-def check_mode(mode: str) -> str:
-    """`mode` if the product's `Searcher` has it, else UnknownModeError naming the modes it has."""
-    if mode not in SEARCH_MODES:
-        raise UnknownModeError(f"Unknown search mode '{mode}'; choose one of {', '.join(SEARCH_MODES)}")
-    return mode
+from index.search import DEFAULT_MODE, Searcher, check_mode
 
 
 class CiteQARetriever:
@@ -28,5 +15,5 @@ class CiteQARetriever:
         self.mode = check_mode(mode)
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
-        result = self.searcher.search(question, top_k=top_k, mode=self.mode)  # type: ignore[arg-type]
+        result = self.searcher.search(question, top_k=top_k, mode=self.mode)
         return Retrieval(passages=result.passages, answerable=result.answerable)

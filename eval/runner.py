@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from citeqa.errors import EvalConfigError
 from eval import metrics
 from eval.questions import EvalQuestion, load_questions
 from eval.report import write_report
@@ -34,12 +35,6 @@ class Retriever(Protocol):
     name: str
 
     def retrieve(self, question: str, top_k: int) -> Sequence[Passage] | Retrieval: ...
-
-
-class EvalConfigError(ValueError):
-    """
-    The evaluation was asked for with arguments that cannot work.
-    """
 
 
 def evaluate_question(

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from index.chunking import Chunk, Chunker, SentenceSpan, matching_text, sentence_spans
 from index.documents import Document
-from index.lexical import terms
 from index.readers import ReadProblem, read_path
 from index.store import IndexedDocument, IndexStore, Manifest
+from index.text import terms
 from index.vectors import TextEncoder
 
 logger = logging.getLogger(__name__)

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import functools
-import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import bm25s
-import jieba
 import numpy as np
 from scipy import sparse
 
-jieba.setLogLevel(logging.WARNING)
-
-_CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def terms(text: str) -> list[str]:
-    """jieba words (accurate mode), lowercased, keeping only those with a letter, digit or CJK character."""
-    return [word.lower() for word in jieba.lcut(text) if any(char.isalnum() for char in word)]
+from index.text import has_chinese
 
 
 @dataclass(frozen=True)
@@ -65,7 +55,7 @@ class LexicalIndex:
             for word in words:
                 rows.append(row)
                 columns.append(self._term_column.setdefault(word, len(self._term_column)))
-        self.chinese_share = sum(bool(_CHINESE.search(word)) for word in self._term_column) / max(
+        self.chinese_share = sum(has_chinese(word) for word in self._term_column) / max(
             len(self._term_column), 1
         )
         # Term frequencies (duplicates summed), by column: what concept queries need (see concept_scores).

@@ -33,8 +33,9 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pypdf import PdfReader
 
+from citeqa.errors import ReportFormatError
 from index.documents import Document, PageStart, make_doc_id
-from index.report import ReportFormatError, looks_like_report, parse_report
+from index.report import looks_like_report, parse_report
 
 logger = logging.getLogger(__name__)
 

@@ -45,6 +45,7 @@ import unicodedata
 
 from pydantic import BaseModel
 
+from citeqa.errors import ReportFormatError
 from index.documents import Document, PageStart, make_doc_id
 
 logger = logging.getLogger(__name__)
@@ -66,15 +67,6 @@ _QUOTE_STYLES = str.maketrans(
     {"“": '"', "”": '"', "‘": "'", "’": "'", "「": '"', "」": '"', "『": '"', "』": '"'}
 )
 _ATTRIBUTION = re.compile(r"^[^，,。；;“”\"]{2,40}(?:指出|表示|说|称|认为|介绍|强调|坦言|透露|谈道)。$")
-
-
-class ReportFormatError(ValueError):
-    """The text is not a monthly report, or its table of contents does not match its body."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
 
 class TocEntry(BaseModel):

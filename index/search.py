@@ -13,21 +13,46 @@ Three retrieval modes, each measured in docs/EVAL.md:
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from index.lexical import Keywords, terms
+from citeqa.errors import InvalidQuestion, UnknownSearchMode
+from index.lexical import Keywords
 from index.store import ChunkHit, ChunkScores, IndexStore
+from index.text import is_cjk, terms
 from index.translation import QueryTranslator
 from index.vectors import TextEncoder
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 DEFAULT_MODE: SearchMode = "hybrid"
+
+# What one question may ask, wherever it comes from (API, CLI, chat, eval).
+MAX_QUESTION_CHARS = 2000
+MAX_TOP_K = 50
+
+
+def check_question(question: str) -> str:
+    """The question without surrounding blanks; InvalidQuestion if nothing is left or it is too long."""
+    stripped = question.strip()
+    if not stripped:
+        raise InvalidQuestion("The question is blank: ask with at least one visible character.")
+    if len(stripped) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(
+            f"The question has {len(stripped)} characters; at most {MAX_QUESTION_CHARS} are searched. "
+            "Ask a shorter question."
+        )
+    return stripped
+
+
+def check_mode(mode: str) -> SearchMode:
+    """`mode` if it is a search mode, else UnknownSearchMode naming the modes there are."""
+    if mode not in SEARCH_MODES:
+        raise UnknownSearchMode(f"Unknown search mode '{mode}'; choose one of {', '.join(SEARCH_MODES)}.")
+    return mode  # type: ignore[return-value]
 
 
 class SearchFilters(BaseModel):
@@ -162,25 +187,39 @@ class Searcher:
         filters: SearchFilters | None = None,
         mode: SearchMode = DEFAULT_MODE,
     ) -> SearchResult:
+        """The `top_k` passages that best answer `question` (InvalidQuestion if it is blank or too long,
+        or `top_k` is outside 1–MAX_TOP_K), read from one snapshot of the index: writes wait for the
+        search's reads (not for the question's embedding), and a search never sees half a write.
+        IndexModelMismatch if another process re-embedded the index with another model meanwhile."""
         started = time.perf_counter()
+        question, mode = check_question(question), check_mode(mode)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidQuestion(f"top_k is {top_k}; ask for 1 to {MAX_TOP_K} passages.")
         filters = filters or SearchFilters()
+        # Embedding is the slow part and needs no index: done before the snapshot, it does not hold writers.
         query_vector = self.encoder.encode_queries([question])[0]
-        keywords, lexical_weight = self.keywords(question, mode)
-        scores = self.store.score(query_vector, keywords, sections=filters.sections, doc_ids=filters.doc_ids)
-        ranking = self._rank(scores, mode, lexical_weight)
-        order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
-        hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
-        kept: list[tuple[int, ChunkHit]] = []
-        for position, hit in zip(order, hits, strict=True):
-            if not any(_near_duplicates(hit.chunk.text, other.chunk.text) for _, other in kept):
-                kept.append((int(position), hit))
-            if len(kept) == top_k:
-                break
-        closest = [int(scores.best_sentence[position]) for position, _ in kept]
-        # Keywords that do not count in the ranking (an untranslated English question) do not pick sentences.
-        counted = keywords if lexical_weight > 0 else Keywords()
-        sentence_ids = self._answering_sentences(query_vector, counted, [hit for _, hit in kept], closest)
-        spans = self.store.sentence_spans(sentence_ids)
+        # Every read of the store comes from one snapshot: a document deleted or replaced meanwhile is
+        # either wholly there or wholly gone, never scored in one read and missing from the next.
+        with self.store.snapshot():
+            keywords, lexical_weight = self.keywords(question, mode)
+            scores = self.store.score(
+                query_vector, keywords, sections=filters.sections, doc_ids=filters.doc_ids
+            )
+            ranking = self._rank(scores, mode, lexical_weight)
+            order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
+            hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
+            kept: list[tuple[int, ChunkHit]] = []
+            for position, hit in zip(order, hits, strict=True):
+                if not any(_near_duplicates(hit.chunk.text, other.chunk.text) for _, other in kept):
+                    kept.append((int(position), hit))
+                if len(kept) == top_k:
+                    break
+            closest = [int(scores.best_sentence[position]) for position, _ in kept]
+            # Keywords that do not count in the ranking (an untranslated English question) do not pick
+            # sentences.
+            counted = keywords if lexical_weight > 0 else Keywords()
+            sentence_ids = self._answering_sentences(query_vector, counted, [hit for _, hit in kept], closest)
+            spans = self.store.sentence_spans(sentence_ids)
         passages = [
             _passage(hit, rank, spans.get(sentence_id))
             for rank, ((_, hit), sentence_id) in enumerate(zip(kept, sentence_ids, strict=True), start=1)
@@ -264,17 +303,6 @@ class Searcher:
         if mode == "lexical":
             return scores.lexical
         return _z(self._relevance(scores)) + lexical_weight * _z(scores.lexical)
-
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]+")
-
-
-def is_cjk(text: str) -> bool:
-    """Whether a text is mainly Chinese: at least as many Chinese characters as Latin words
-    ("Apple的iPhone 12销量" is Chinese, "How many 5G基站?" is not)."""
-    cjk = len(_CJK.findall(text))
-    return cjk > 0 and cjk >= len(_LATIN_WORD.findall(text))
 
 
 def _z(values: np.ndarray) -> np.ndarray:

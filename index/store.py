@@ -6,6 +6,9 @@ killed mid-write leaves the previous state (SQLite rolls the journal back on the
 FAISS files are a cache of those vectors, written to temporary files and renamed into place after
 each commit, then tagged with the generation; when the tag disagrees (a crash between the commit
 and the renames) the FAISS indexes are rebuilt from the stored vectors.
+
+Reads that must agree with each other (a search) run inside `IndexStore.snapshot()`: the vectors in memory
+and the SQLite rows then come from one generation, whatever other threads or processes write meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +29,9 @@ import faiss
 import numpy as np
 from pydantic import BaseModel
 
+from citeqa.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
 from index.chunking import Chunk, ChunkingSettings, SentenceSpan
 from index.documents import Document, PageStart
-from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
 from index.lexical import Keywords, LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ VECTORS_TAG_FILE = "vectors.json"
 # needs every chunk's scores for normalisation, but not exact ones for the far tail.
 MAX_SCORED = {"chunks": 4096, "sentences": 16384}
 LOCK_FILE = "write.lock"
+# How long a write waits for another process's write (e.g. a running `citeqa ingest`) before IndexLocked.
+WRITE_LOCK_TIMEOUT_S = 30.0
 FORMAT_VERSION = 2
 
 _SCHEMA = """
@@ -155,25 +160,46 @@ class ChunkScores:
 class IndexStore:
     """Documents, chunks, sentences and their vectors in one index folder. Open with `IndexStore.open`."""
 
-    def __init__(self, directory: Path, connection: sqlite3.Connection, manifest: Manifest) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        connection: sqlite3.Connection,
+        manifest: Manifest,
+        *,
+        lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S,
+    ) -> None:
         self.directory = directory
         self.manifest = manifest
+        self.lock_timeout_s = lock_timeout_s
+        """How long a write waits for another process's write lock before raising IndexLocked."""
         self._db = connection
+        # Guards the connection and the in-memory indexes: held by every read and by a whole write.
         self._lock = threading.RLock()
+        # Writers of this process queue here, without a timeout, before they take the file lock.
+        self._writers = threading.Lock()
+        self._snapshot_depth = 0
         self._vectors = {kind: self._new_vector_index() for kind in VECTOR_FILES}
         self._sentence_chunk: dict[int, int] = {}
         self._chunk_terms: dict[int, list[str]] = {}
         self._lexical: LexicalIndex | None = None
         self._sentence_table: tuple[np.ndarray, np.ndarray] | None = None
         self._generation = -1
-        self._load_vectors()
+        self.refresh()  # in a snapshot: the rows and the vectors loaded are of one generation
 
     @classmethod
-    def open(cls, directory: Path, manifest: Manifest, *, rebuild: bool = False) -> IndexStore:
+    def open(
+        cls,
+        directory: Path,
+        manifest: Manifest,
+        *,
+        rebuild: bool = False,
+        lock_timeout_s: float = WRITE_LOCK_TIMEOUT_S,
+    ) -> IndexStore:
         """Open (or create) the index in `directory` for vectors described by `manifest`.
 
         An index built with another model or dimension is refused unless `rebuild` is set: the
         caller then re-embeds every stored document (`citeqa reindex`), which rewrites the manifest.
+        A write waits up to `lock_timeout_s` for another process's write, then raises IndexLocked.
         """
         directory.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(directory / DATABASE_FILE, check_same_thread=False, isolation_level=None)
@@ -207,7 +233,7 @@ class IndexStore:
                 )
             # The vectors stay those of the stored manifest until `replace_all` swaps them.
             manifest = existing if rebuild else existing.model_copy(update={"chunking": manifest.chunking})
-        return cls(directory, connection, manifest)
+        return cls(directory, connection, manifest, lock_timeout_s=lock_timeout_s)
 
     def close(self) -> None:
         with self._lock:
@@ -217,7 +243,41 @@ class IndexStore:
 
     @property
     def generation(self) -> int:
-        return int(_read_meta(self._db, "generation") or 0)
+        with self._lock:
+            return int(_read_meta(self._db, "generation") or 0)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one generation of the index: every read inside sees the same documents and vectors.
+
+        Holds the store's lock, so writes of this process wait for the snapshot to end (and it for them),
+        and a SQLite read transaction, so that writes committed by other processes meanwhile stay unseen;
+        the vectors in memory are reloaded first if another process wrote since they were loaded. Keep
+        slow work that needs no index (embedding a question) outside: writers wait for the snapshot.
+        Raises IndexModelMismatch if another process re-embedded the index with another model. Nested
+        snapshots (in the same thread) share the outer one.
+        """
+        with self._lock:
+            if self._snapshot_depth:
+                self._snapshot_depth += 1
+                try:
+                    yield
+                finally:
+                    self._snapshot_depth -= 1
+                return
+            # In WAL mode the read transaction's view is fixed by its first read, the generation below.
+            self._db.execute("BEGIN")
+            try:
+                if int(_read_meta(self._db, "generation") or 0) != self._generation:
+                    self._check_manifest(self._db, self.manifest, writing=False)
+                    self._load_vectors()
+                self._snapshot_depth = 1
+                try:
+                    yield
+                finally:
+                    self._snapshot_depth = 0
+            finally:
+                self._db.execute("COMMIT")
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) in the index."""
@@ -284,8 +344,7 @@ class IndexStore:
         doc_ids: Sequence[str] = (),
     ) -> ChunkScores:
         """Similarities of every chunk (optionally only those of some sections or documents) to a question."""
-        self.refresh()
-        with self._lock:
+        with self.snapshot():
             allowed = self._chunk_ids_matching(sections, doc_ids) if sections or doc_ids else None
             lexical_index = self._lexical_index()
             chunk_ids = lexical_index.chunk_ids if allowed is None else np.sort(allowed)
@@ -321,12 +380,15 @@ class IndexStore:
 
     def vocabulary_is_chinese(self) -> bool:
         """Whether most of the words indexed for keyword search are Chinese."""
-        with self._lock:
+        with self.snapshot():
             return self._lexical_index().chinese_share >= 0.5
 
     def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
-        """The chunks with what a citation needs, in the order given."""
-        with self._lock:
+        """The chunks with what a citation needs, in the order given.
+
+        The ids must come from the same snapshot (e.g. from `score` inside one `snapshot()`): a chunk
+        deleted since is a KeyError."""
+        with self.snapshot():
             records = self._chunk_records([int(c) for c in chunk_ids])
         return [_chunk_hit(records[int(c)], float(s)) for c, s in zip(chunk_ids, scores, strict=True)]
 
@@ -335,7 +397,7 @@ class IndexStore:
         ids = [int(i) for i in sentence_ids if i >= 0]
         if not ids:
             return {}
-        with self._lock:
+        with self.snapshot():
             rows = self._db.execute(
                 f"SELECT id, char_start, char_end, page FROM sentences WHERE id IN ({','.join('?' * len(ids))})",
                 ids,
@@ -347,7 +409,7 @@ class IndexStore:
         ids = [int(chunk_id) for chunk_id in chunk_ids]
         if not ids:
             return {}
-        with self._lock:
+        with self.snapshot():
             rows = self._db.execute(
                 "SELECT id, chunk_id, char_start, char_end FROM sentences "
                 f"WHERE chunk_id IN ({','.join('?' * len(ids))}) ORDER BY id",
@@ -368,7 +430,7 @@ class IndexStore:
 
     def keyword_matches(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
         """How much of the keywords each text holds (index.lexical.LexicalIndex.match_scores)."""
-        with self._lock:
+        with self.snapshot():
             return self._lexical_index().match_scores(texts, keywords)
 
     def chunk_count(self, doc_id: str) -> int:
@@ -378,9 +440,14 @@ class IndexStore:
     # -- writing ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writer(self, timeout_s: float = 30.0) -> Iterator[None]:
-        """Hold the index's write lock: one writer at a time, across threads and processes."""
-        with self._lock, _file_lock(self.directory / LOCK_FILE, timeout_s):
+    def writer(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the index's write lock: one writer at a time, across threads and processes.
+
+        Waits up to `timeout_s` (default `lock_timeout_s`) for another process's write, then raises
+        IndexLocked. Not reentrant: a nested `writer()` would wait for itself."""
+        timeout_s = self.lock_timeout_s if timeout_s is None else timeout_s
+        # The store's lock last: while a write waits for another process, searches of this one go on.
+        with self._writers, _file_lock(self.directory / LOCK_FILE, timeout_s), self._lock:
             yield
 
     def upsert(self, items: Sequence[IndexedDocument]) -> None:
@@ -401,7 +468,8 @@ class IndexStore:
 
             previous, self.manifest = self.manifest, manifest
             try:
-                self._transaction(write)
+                # What is on disk must still be what this store was opened on: the vectors it replaces.
+                self._transaction(write, stored=previous)
             except BaseException:
                 self.manifest = previous
                 raise
@@ -503,17 +571,25 @@ class IndexStore:
             self._transaction(write)
 
     def refresh(self) -> None:
-        """Reload the vectors if another process wrote to the index since they were loaded."""
-        if self.generation != self._generation:
-            with self._lock:
-                self._load_vectors()
+        """Reload the vectors if another process wrote to the index since they were loaded
+        (IndexModelMismatch if it re-embedded them with another model)."""
+        with self.snapshot():
+            pass
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _transaction(self, write: Callable[[sqlite3.Connection], _Change | None]) -> None:
+    def _transaction(
+        self, write: Callable[[sqlite3.Connection], _Change | None], *, stored: Manifest | None = None
+    ) -> None:
+        """Run `write` in one SQLite transaction and bring the in-memory indexes to its result.
+
+        Refused with IndexModelMismatch, before anything is written, when the index on disk no longer
+        holds vectors of `stored` (default: this store's manifest), i.e. another process re-embedded it
+        with another model: vectors of two models must never be stored or searched together."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._check_manifest(db, stored or self.manifest, writing=True)
             change = write(db)
             previous = int(_read_meta(db, "generation") or 0)
             _write_meta(db, "generation", str(previous + 1))
@@ -528,6 +604,20 @@ class IndexStore:
             self._save_vectors(self._generation)
         else:
             self._load_vectors()
+
+    def _check_manifest(self, db: sqlite3.Connection, expected: Manifest, *, writing: bool) -> None:
+        """IndexModelMismatch if the stored manifest names another model or dimension than `expected`."""
+        found = Manifest.model_validate_json(_read_meta(db, "manifest") or expected.model_dump_json())
+        if (found.model, found.dimension) == (expected.model, expected.dimension):
+            return
+        action = "No document was written or deleted" if writing else "Nothing was searched"
+        raise IndexModelMismatch(
+            f"The index in {self.directory} was re-embedded by another process with model {found.model!r} "
+            f"(dimension {found.dimension}) while this one runs with {expected.model!r} (dimension "
+            f"{expected.dimension}). {action}, so that vectors of two models are never mixed. Restart "
+            f"CiteQA with CITEQA_EMBEDDING_MODEL={found.model!r} to use the index as it is now, or run "
+            f"`citeqa reindex` with {expected.model!r} to re-embed it back."
+        )
 
     def _apply(self, change: _Change) -> None:
         for kind, index in self._vectors.items():
@@ -579,7 +669,8 @@ class IndexStore:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.dimension))
 
     def _load_vectors(self) -> None:
-        generation = self.generation
+        """Bring the in-memory indexes to what SQLite holds now (within a snapshot: to its generation)."""
+        generation = int(_read_meta(self._db, "generation") or 0)
         self._chunk_terms = {
             row["id"]: json.loads(row["terms"]) for row in self._db.execute("SELECT id, terms FROM chunks")
         }
@@ -598,7 +689,14 @@ class IndexStore:
             loaded = {
                 kind: faiss.read_index(str(self.directory / name)) for kind, name in VECTOR_FILES.items()
             }
-            if all(index.d == self.manifest.dimension for index in loaded.values()):
+            # The tag is only a hint: another process may be replacing the files while they are read, or
+            # a reader's rebuild may have interleaved with a writer's save. The files are used only if
+            # they hold exactly the ids of the rows read (ids are never reused: same ids, same vectors).
+            expected = {"chunks": self._chunk_terms, "sentences": self._sentence_chunk}
+            if all(
+                index.d == self.manifest.dimension and _holds_exactly(index, expected[kind])
+                for kind, index in loaded.items()
+            ):
                 self._vectors, self._generation = loaded, generation
                 return
         self._rebuild_vectors(generation)
@@ -621,12 +719,14 @@ class IndexStore:
         )
 
     def _save_vectors(self, generation: int) -> None:
+        # Temporary names of their own: a reader rebuilding the files may save while a writer does.
+        unique = f"{os.getpid()}.{threading.get_ident()}"
         for kind, name in VECTOR_FILES.items():
-            temporary = self.directory / f".{name}.tmp"
+            temporary = self.directory / f".{name}.{unique}.tmp"
             faiss.write_index(self._vectors[kind], str(temporary))
             _fsync(temporary)
             os.replace(temporary, self.directory / name)
-        tag_tmp = self.directory / f".{VECTORS_TAG_FILE}.tmp"
+        tag_tmp = self.directory / f".{VECTORS_TAG_FILE}.{unique}.tmp"
         tag_tmp.write_text(json.dumps({"generation": generation}))
         _fsync(tag_tmp)
         os.replace(tag_tmp, self.directory / VECTORS_TAG_FILE)
@@ -727,6 +827,14 @@ def _stored_document(row: sqlite3.Row) -> StoredDocument:
 def _first_page(page_map_json: str) -> int | None:
     entries = json.loads(page_map_json)
     return entries[0]["page"] if entries else None
+
+
+def _holds_exactly(index: faiss.IndexIDMap2, ids: Collection[int]) -> bool:
+    """Whether a FAISS index holds the vectors of exactly these ids."""
+    held = faiss.vector_to_array(index.id_map)
+    return held.size == len(ids) and bool(
+        np.array_equal(np.sort(held), np.array(sorted(ids), dtype=held.dtype))
+    )
 
 
 def _vectors_from_rows(rows: Sequence[sqlite3.Row], dimension: int) -> np.ndarray:

@@ -17,17 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 
-from index.lexical import Alternative, Concept, terms
+from index.lexical import Alternative, Concept
+from index.text import ENGLISH_STOPWORDS, terms
 
-# Besides bm25s's list: question words and the placeholders of dictionary glosses ("to tell sb sth").
-_STOPWORDS = frozenset(STOPWORDS_EN) | {
-    "about", "all", "also", "any", "been", "being", "can", "could", "did", "do", "does", "e", "each", "etc",
-    "from", "g", "had", "has", "have", "how", "its", "many", "may", "might", "more", "most", "much", "one",
-    "oneself", "other", "s", "sb", "should", "some", "someone", "something", "sth", "than", "very", "was",
-    "were", "what", "when", "where", "which", "who", "whom", "why", "would",
-}  # fmt: skip
 _WORD = re.compile(r"[a-z0-9]+")
 _PARENTHESES = re.compile(r"\([^)]*\)")
 # "Taiwan Semiconductor Manufacturing Company (TSMC)": the acronym is a translation of its own.
@@ -119,7 +112,7 @@ def cc_cedict_translator() -> QueryTranslator:
 
 
 def _unstemmed_content_words(text: str) -> list[str]:
-    return [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+    return [word for word in _WORD.findall(text.lower()) if word not in ENGLISH_STOPWORDS]
 
 
 def _with_references(definitions: list[str], definitions_of: dict[str, list[str]]) -> list[str]:

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.cli import load_resources
+from citeqa.settings import get_settings
+from eval.corpus import load_resources
 from eval.retrievers import CiteQARetriever
 from eval.runner import run_eval
 from index.chunking import matching_text
 from index.ingest import Indexer
-from index.lexical import Keywords, terms
+from index.lexical import Keywords
 from index.search import DEFAULT_MODE, RankingWeights, Searcher, SearchMode
 from index.store import IndexedDocument, IndexStore
-from service.settings import Settings
+from index.text import terms
 
 
 class AlwaysKeywords(Searcher):
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, action="append", required=True)
     parser.add_argument("--with-context-index", action="store_true")
     args = parser.parse_args()
-    settings = Settings()
+    settings = get_settings()
     resources = load_resources(settings, args.corpus)
     store, encoder, chunker = resources.store, resources.encoder, resources.indexer.chunker
     manifest = store.manifest

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.cli import load_resources
+from citeqa.settings import get_settings
+from eval.corpus import load_resources
 from eval.questions import EvalQuestion, load_questions
-from index.search import Searcher, SearchFilters, is_cjk
-from service.settings import Settings
+from index.search import Searcher, SearchFilters
+from index.text import is_cjk
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
         "--held-out", action="store_true", help="also ask answerable questions without their articles"
     )
     args = parser.parse_args()
-    settings = Settings()
+    settings = get_settings()
     resources = load_resources(settings, args.corpus)
     try:
         searcher = resources.searcher

@@ -1,7 +1,7 @@
 """How often a follow-up question retrieves the right article, with and without the conversation's context.
 
 For each pair of tests/data/followups.jsonl, the follow-up is searched twice: alone (what a search box does)
-and as the query `service.chat.retrieval_query` builds from both turns (what POST /v1/chat does). A pair
+and as the query `index.followups.retrieval_query` builds from both turns (what POST /v1/chat does). A pair
 counts as found at k when a passage of its gold article is among the top k.
 
     .venv/bin/python scripts/measure_followups.py              # the real embedded model, sample index
@@ -21,10 +21,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from citeqa.settings import get_settings
+from citeqa.wiring import Resources
+from index.followups import retrieval_query
 from index.search import Searcher
-from service.chat import retrieval_query
-from service.resources import Resources
-from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(data_dir=args.data_dir or Path(scratch) / "index")
+        settings = get_settings().model_copy(update={"data_dir": args.data_dir or Path(scratch) / "index"})
         resources = Resources.load(settings)
         try:
             if resources.store.counts()[0] == 0:

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from citeqa.settings import Settings, get_settings
+from citeqa.wiring import Resources
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.resources import Resources
 from service.routes import chat, documents, health, search
-from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,10 @@ article's text).
 """
 
 
-def create_app(settings: Settings, resources: Resources | None = None) -> FastAPI:
-    """Build the app. Without `resources` the model and index are loaded at startup from `settings`
-    (tests pass resources built around a fake or preloaded encoder)."""
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
+    """Build the app from `settings` (default: the process's, `get_settings()`). Without `resources` the
+    model and index are loaded at startup (tests pass resources built around a fake or preloaded encoder)."""
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,9 +51,10 @@ def create_app(settings: Settings, resources: Resources | None = None) -> FastAP
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Error handling first: the metrics middleware then wraps it and counts the 500s it answers.
+    install_error_handlers(app)
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
-    install_error_handlers(app)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(health.router)

@@ -10,21 +10,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from embeddings.embedded import EmbeddingModelError
-from eval.cli import eval_command
-from index.errors import IndexStoreError
+from citeqa.errors import CiteQAError
+from citeqa.settings import Settings, get_settings
+from citeqa.wiring import Resources, load_encoder
 from index.ingest import IngestReport, ProgressHook
-from index.search import DEFAULT_MODE, SEARCH_MODES, SearchFilters, SearchResult
-from service.highlight import render_answer, render_passage
-from service.resources import Resources
-from service.settings import Settings
+from index.search import DEFAULT_MODE, MAX_TOP_K, SEARCH_MODES, SearchFilters, SearchResult, check_mode
+from service.render import render_answer, render_passage
 
 app = typer.Typer(
     name="citeqa",
@@ -35,7 +32,13 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
-app.command("eval")(eval_command)
+try:
+    from eval.cli import eval_command
+except ModuleNotFoundError as missing:  # the serving image leaves the evaluation package out
+    if (missing.name or "").partition(".")[0] != "eval":
+        raise
+else:
+    app.command("eval")(eval_command)
 
 console = Console()
 errors = Console(stderr=True)
@@ -44,13 +47,16 @@ logger = logging.getLogger("citeqa")
 Format = Literal["auto", "report", "text", "jsonl", "pdf"]
 
 
-class CliError(Exception):
-    """A failure the user can fix; printed without a traceback."""
+class CliError(CiteQAError):
+    """A command-line argument the user can fix."""
 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Show debug logs, and the traceback of an unexpected error."),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -61,19 +67,9 @@ def main(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"CITEQA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise CliError(f"Invalid settings: {problems}") from None
-
-
 @contextlib.contextmanager
 def _resources(settings: Settings | None = None, *, rebuild: bool = False) -> Iterator[Resources]:
-    resources = Resources.load(settings or _settings(), show_progress=True, rebuild=rebuild)
+    resources = Resources.load(settings or get_settings(), show_progress=True, rebuild=rebuild)
     try:
         yield resources
     finally:
@@ -144,14 +140,18 @@ def ingest(
 @app.command()
 def search(
     question: Annotated[str, typer.Argument(help="The question, in Chinese or English.")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to return.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_TOP_K, help="Passages to return.")
+    ] = 5,
     section: Annotated[
         list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
     ] = None,
     doc_id: Annotated[
         list[str] | None, typer.Option("--doc-id", help="Only this document (repeatable).")
     ] = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or lexical.")] = DEFAULT_MODE,
+    mode: Annotated[
+        str, typer.Option("--mode", help=f"{', '.join(SEARCH_MODES)} (default {DEFAULT_MODE}).")
+    ] = DEFAULT_MODE,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print exactly the API's response body.")
     ] = False,
@@ -160,15 +160,10 @@ def search(
 
     Example: citeqa search "近一个月工信部开展了多少次5G调研？" --top-k 3
     """
-    if mode not in SEARCH_MODES:
-        raise CliError(f"--mode {mode!r} is not one of {', '.join(SEARCH_MODES)}.")
-    if not question.strip():
-        raise CliError("The question is empty.")
-    if len(question) > 2000:
-        raise CliError("The question is longer than 2000 characters.")
+    search_mode = check_mode(mode)
     filters = SearchFilters(sections=section or [], doc_ids=doc_id or [])
     with _resources() as resources:
-        result = resources.searcher.search(question.strip(), top_k=top_k, filters=filters, mode=mode)  # type: ignore[arg-type]
+        result = resources.searcher.search(question, top_k=top_k, filters=filters, mode=search_mode)
     if json_output:
         typer.echo(result.model_dump_json())
     else:
@@ -214,7 +209,7 @@ def serve(
 
     from service.app import create_app
 
-    settings = _settings()
+    settings = get_settings()
     with _resources(settings) as resources:
         if ingest_if_empty and resources.store.counts()[0] == 0:
             with _embedding_progress("Indexing") as hook:
@@ -232,7 +227,9 @@ def serve(
 
 @app.command()
 def chat(
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=MAX_TOP_K, help="Passages per answer.")
+    ] = 5,
     section: Annotated[
         list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
     ] = None,
@@ -249,7 +246,7 @@ def documents(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """List the indexed documents."""
-    settings = _settings()
+    settings = get_settings()
     with _resources(settings) as resources:
         summaries = resources.store.list_documents()
     if json_output:
@@ -289,20 +286,23 @@ def reindex() -> None:
 @model_app.command("prepare")
 def model_prepare() -> None:
     """Prepare the embedding model (converts the bundled model once) and check that it loads."""
-    from embeddings.encoder import Encoder
-
-    settings = _settings()
-    encoder = Encoder(
-        settings.embedding_model, cache_dir=settings.model_cache, batch_size=settings.batch_size
-    )
-    encoder.load(show_progress=True)
+    encoder = load_encoder(get_settings(), show_progress=True)
     console.print(f"Model ready: {encoder.name} (dimension {encoder.dimension}).")
 
 
 def run() -> None:
-    """Entry point: user errors end with a message and exit code 1, not a traceback."""
+    """Entry point: an error the user can fix ends with its message and exit code 1, not a traceback.
+    Anything else is a bug: a one-line summary, or with --verbose its traceback."""
     try:
         app()
-    except (CliError, IndexStoreError, EmbeddingModelError, ValueError) as exc:
-        errors.print(f"[bold red]Error:[/] {escape(str(exc))}")
+    except CiteQAError as exc:
+        errors.print(f"[bold red]Error:[/] {escape(exc.message)}")
         raise SystemExit(1) from None
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        errors.print(
+            f"[bold red]Unexpected error[/] ({type(exc).__name__}: {escape(str(exc))}). "
+            "This is a bug; run again with --verbose to see its traceback."
+        )
+        raise SystemExit(2) from None

@@ -6,14 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.errors import ServiceError
-from service.resources import Resources
-
-
-class NotReady(ServiceError):
-    """The model or the index is still loading."""
-
-    status_code = 503
+from citeqa.errors import NotReady
+from citeqa.wiring import Resources
 
 
 def get_resources(request: Request) -> Resources:

@@ -1,4 +1,4 @@
-"""Every error a client can cause, mapped once to an HTTP status and a readable JSON body."""
+"""Errors as HTTP responses: one status table for CiteQA's error tree, one JSON body for every error."""
 
 from __future__ import annotations
 
@@ -9,63 +9,91 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from index.errors import DocumentNotFound, IndexLocked, IndexModelMismatch, IndexStoreError
+from citeqa.errors import (
+    CiteQAError,
+    DocumentNotFound,
+    EmbeddingModelError,
+    IndexLocked,
+    IndexModelMismatch,
+    NotReady,
+    UploadRejected,
+    UploadTooLarge,
+)
 
 logger = logging.getLogger(__name__)
 
-
-class ServiceError(Exception):
-    """An error with the HTTP status it deserves; `details` lists what to fix, item by item."""
-
-    status_code = 400
-
-    def __init__(self, message: str, details: list[dict] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
-
-
-class UploadRejected(ServiceError):
-    """An uploaded file held no article that could be read."""
-
-    status_code = 422
+# The status of each error class; a class not listed takes that of its nearest listed ancestor.
+STATUS_OF: dict[type[CiteQAError], int] = {
+    CiteQAError: 400,
+    DocumentNotFound: 404,
+    IndexLocked: 409,
+    IndexModelMismatch: 409,
+    UploadTooLarge: 413,
+    UploadRejected: 422,
+    EmbeddingModelError: 500,
+    NotReady: 503,
+}
 
 
-class UploadTooLarge(ServiceError):
-    """An uploaded file is larger than CITEQA_MAX_UPLOAD_MB."""
-
-    status_code = 413
+def status_of(error: CiteQAError) -> int:
+    return next(STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF)
 
 
 class ErrorBody(BaseModel):
+    """Every error response: the error's class, what went wrong and how to fix it, and item details."""
+
     error: str
     message: str
     details: list[dict] = []
 
 
-_STATUS_OF: dict[type[Exception], int] = {
-    DocumentNotFound: 404,
-    IndexLocked: 409,
-    IndexModelMismatch: 409,
-}
-
-
-def _body(status: int, error: str, message: str, details: list[dict] | None = None) -> JSONResponse:
+def error_response(status: int, error: str, message: str, details: list[dict] | None = None) -> JSONResponse:
     return JSONResponse(
         status_code=status,
         content=ErrorBody(error=error, message=message, details=details or []).model_dump(),
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return _body(exc.status_code, type(exc).__name__, exc.message, exc.details)
+INTERNAL_ERROR_MESSAGE = "The server failed unexpectedly; the error is in its log."
 
-    @app.exception_handler(IndexStoreError)
-    async def index_error(_: Request, exc: IndexStoreError) -> JSONResponse:
-        return _body(_STATUS_OF.get(type(exc), 400), type(exc).__name__, str(exc))
+
+class UnexpectedErrors:
+    """Answers a bug's exception with a 500 body, like every other error, and keeps the connection.
+
+    Starlette's handler for `Exception` sits in its outermost middleware and re-raises after answering, so
+    the server closes the connection and a client's next keep-alive request fails too. Caught here, inside
+    that middleware, the exception ends with the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("Unexpected error on %s %s", scope["method"], scope["path"])
+            if started:  # half a response is out: only closing the connection can tell the client
+                raise
+            response = error_response(500, "InternalError", INTERNAL_ERROR_MESSAGE)
+            await response(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CiteQAError)
+    async def citeqa_error(_: Request, exc: CiteQAError) -> JSONResponse:
+        return error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,13 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = 'The request body is not valid JSON. Send a JSON object, e.g. {"question": "..."}.'
         else:
             message = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-        return _body(422, "ValidationError", message, details)
+        return error_response(422, "ValidationError", message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _body(exc.status_code, "HTTPError", str(exc.detail))
+        return error_response(exc.status_code, "HTTPError", str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("Unexpected error on %s %s", request.method, request.url.path)
-        return _body(500, "InternalError", "The server failed unexpectedly; the error is in its log.")
+    app.add_middleware(UnexpectedErrors)

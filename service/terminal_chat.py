@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from index.followups import retrieval_query
 from index.search import Passage, Searcher, SearchFilters, SearchResult
-from service.chat import retrieval_query
-from service.highlight import render_answer, render_passage
+from service.render import render_answer, render_passage
 
 PROMPT = "› "
 HELP = """[bold]Ask a question[/] in Chinese or English; follow-ups such as "那华为呢？" or "and Apple?" are read in

@@ -17,11 +17,21 @@ from index.chunking import Chunker
 from index.documents import Document, PageStart, make_doc_id
 from index.ingest import Indexer
 from index.store import IndexStore, Manifest
+from tests import strict_skips
 from tests.fakes import FakeEncoder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Project data the tests carry (tests/data/README.md says where each file comes from).
+TEST_DATA = REPO_ROOT / "tests" / "data"
+# The large shared data beside the checkout (CI has it, a plain clone does not): tests using it skip without it.
 SHARED = REPO_ROOT.parent / "shared"
+EXTBENCH = SHARED / "bench" / "extbench"
 SAMPLE_REPORT = REPO_ROOT / "data" / "sample" / "info-industry-monitor-2020-12.txt"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under CI=true a skipped test fails the run (tests/strict_skips.py).
+    strict_skips.register(config)
 
 
 @pytest.fixture

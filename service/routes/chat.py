@@ -5,20 +5,21 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from index.search import SearchFilters, SearchResult
-from service.chat import retrieval_query
+from index.followups import retrieval_query
+from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
+from index.text import question_terms
 from service.deps import ResourcesDep
-from service.highlight import question_terms
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
 MAX_MESSAGES = 50
-MAX_CONTENT = 2000
 
 
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
-    content: str = Field(min_length=1, max_length=MAX_CONTENT, description="1–2000 characters.")
+    content: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, description=f"1–{MAX_QUESTION_CHARS} characters."
+    )
 
     @field_validator("content")
     @classmethod
@@ -34,7 +35,9 @@ class ChatRequest(BaseModel):
         max_length=MAX_MESSAGES,
         description="The conversation, oldest first; the last message is the question to answer.",
     )
-    top_k: int = Field(default=5, ge=1, le=50, description="How many passages to return (1–50).")
+    top_k: int = Field(
+        default=5, ge=1, le=MAX_TOP_K, description=f"How many passages to return (1–{MAX_TOP_K})."
+    )
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
     model_config = {
@@ -71,7 +74,7 @@ def chat(request: ChatRequest, resources: ResourcesDep) -> ChatResponse:
     """Search for the last user message, read in the context of the user messages before it.
 
     A follow-up such as "那华为呢？" or "and Apple?" after "小米第三季度智能手机销量是多少？" is searched as
-    "华为第三季度智能手机销量是多少？" (rules, no language model: see `service/chat.py`). Assistant messages
+    "华为第三季度智能手机销量是多少？" (rules, no language model: see `index/followups.py`). Assistant messages
     are accepted so that a client can send its whole transcript, but they do not change the query.
     """
     built = retrieval_query([m.content for m in request.messages if m.role == "user"])

@@ -3,12 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from pydantic import BaseModel
 
+from citeqa.errors import UploadRejected, UploadTooLarge
 from index.documents import Document
 from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.store import DocumentSummary
 from service.deps import ResourcesDep
-from service.errors import UploadRejected, UploadTooLarge
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 

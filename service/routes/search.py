@@ -3,18 +3,28 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from index.search import DEFAULT_MODE, SearchFilters, SearchMode, SearchResult
+from index.search import (
+    DEFAULT_MODE,
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    SearchFilters,
+    SearchMode,
+    SearchResult,
+)
 from service.deps import ResourcesDep
-from service.errors import ServiceError
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
 class SearchRequest(BaseModel):
     question: str = Field(
-        min_length=1, max_length=2000, description="The question, in Chinese or English (1–2000 characters)."
+        min_length=1,
+        max_length=MAX_QUESTION_CHARS,
+        description=f"The question, in Chinese or English (1–{MAX_QUESTION_CHARS} characters).",
     )
-    top_k: int = Field(default=5, ge=1, le=50, description="How many passages to return (1–50).")
+    top_k: int = Field(
+        default=5, ge=1, le=MAX_TOP_K, description=f"How many passages to return (1–{MAX_TOP_K})."
+    )
     filters: SearchFilters = Field(default_factory=SearchFilters)
     mode: SearchMode = Field(
         default=DEFAULT_MODE, description="hybrid (default: embeddings + keywords), dense or lexical."
@@ -43,9 +53,6 @@ def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
     `citation.char_start`/`char_end` locate the passage exactly in the article's text
     (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
     """
-    question = request.question.strip()
-    if not question:
-        raise ServiceError("question is blank: send a question with at least one visible character.")
     return resources.searcher.search(
-        question, top_k=request.top_k, filters=request.filters, mode=request.mode
+        request.question, top_k=request.top_k, filters=request.filters, mode=request.mode
     )

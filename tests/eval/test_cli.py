@@ -117,4 +117,4 @@ def test_eval_errors_are_one_line_without_a_traceback(tmp_path, args, message):
 
 def test_unknown_mode_error_lists_the_modes_the_searcher_has(tmp_path):
     run = _run(tmp_path, str(QUESTIONS), "--mode", "fuzzy")
-    assert run.stderr.strip().endswith(f"choose one of {', '.join(SEARCH_MODES)}")
+    assert run.stderr.strip().endswith(f"choose one of {', '.join(SEARCH_MODES)}.")

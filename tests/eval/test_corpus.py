@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.corpus import CorpusError, build_corpus_index, cache_root_for, corpus_files, corpus_key
+from citeqa.errors import CorpusError
+from eval.corpus import build_corpus_index, cache_root_for, corpus_files, corpus_key
 from index.chunking import Chunker, ChunkingSettings
 from index.search import Searcher
 from index.store import IndexStore

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.questions import QuestionFileError, load_questions
+from citeqa.errors import QuestionFileError
+from eval.questions import load_questions
 
 
 def _write(path: Path, lines: list[str]) -> Path:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from citeqa.errors import EvalConfigError
 from eval.questions import EvalQuestion
-from eval.runner import EvalConfigError, Retrieval, Retriever, evaluate_question, run_eval
+from eval.runner import Retrieval, Retriever, evaluate_question, run_eval
 from index.search import Passage
 from tests.eval.fakes import make_passage
 

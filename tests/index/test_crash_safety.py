@@ -1,122 +1,296 @@
-"""A process killed in the middle of a write leaves every earlier document whole and searchable."""
+"""A process killed with SIGKILL in the middle of a write leaves every document whole or absent.
+
+A child process ingests new documents in small batches. At a chosen point of its second batch it writes
+`reached <point>` to its stdout and then blocks, so the parent's SIGKILL lands exactly there:
+
+- `while-embedding`: the second batch is being embedded, nothing of it written;
+- `in-transaction`: its rows written inside the SQLite transaction, not committed;
+- `after-commit`: committed to SQLite, no FAISS file written yet (the files on disk are one batch old);
+- `between-faiss-renames`: chunks.faiss renamed into place, sentences.faiss not yet;
+- `after-faiss-renames`: both FAISS files in place, the generation tag not yet written.
+
+The points are reached by wrapping functions in the child only (the encoder's `encode_passages`,
+`IndexStore._write_documents`, `IndexStore._save_vectors`, `os.replace`), not by changing product code.
+Reopened, the index must hold the earlier documents and the first batch whole and searchable, the
+second batch wholly if (and only if) it was committed, and nothing of any later batch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import pytest
 
 from index.chunking import Chunker
+from index.documents import Document
 from index.ingest import Indexer
-from index.search import Searcher
-from index.store import IndexStore
+from index.search import Searcher, SearchFilters
+from index.store import DATABASE_FILE, VECTOR_FILES, VECTORS_TAG_FILE, IndexStore
 from tests.conftest import REPO_ROOT, make_document, manifest_for
 from tests.fakes import FakeEncoder
 
-EARLIER = [make_document(f"早先的文章{i}", f"第{i}篇早先文章讲述量子计算与芯片产业。" * 8) for i in range(5)]
+CHUNK_SIZE, CHUNK_OVERLAP = 120, 20
+# Each new document makes 2 chunks; the child commits every 8 chunks, so every batch holds 4 documents.
+COMMIT_EVERY_CHUNKS = 8
+DOCUMENTS_PER_BATCH = 4
+KILLED_BATCH = 2  # the kill lands in the second batch: the first one is committed whole before it
 
-# The child ingests 40 new documents in batches; `CRASH` picks where it dies.
+EARLIER = [make_document(f"早先的文章{i}", f"第{i}篇早先文章讲述量子计算与芯片产业。" * 8) for i in range(5)]
+NEW = [
+    make_document(
+        f"新文章{i}",
+        "".join(f"第{i}篇新文章的第{j}段说，显示面板出货量同比增长{i * 7 + j}个百分点。" for j in range(6)),
+    )
+    for i in range(4 * DOCUMENTS_PER_BATCH)
+]
+BATCHES = [NEW[start : start + DOCUMENTS_PER_BATCH] for start in range(0, len(NEW), DOCUMENTS_PER_BATCH)]
+
+# argv: point, index directory, documents (JSONL). Writes "reached <point>" and blocks when it gets there.
 CHILD = textwrap.dedent(
     """
     import os, sys, time
+    from pathlib import Path
+
     sys.path.insert(0, {repo!r})
-    from index import store as store_module
+    import index.ingest as ingest_module
     from index.chunking import Chunker
+    from index.documents import Document
     from index.ingest import Indexer
-    from index.store import IndexStore
-    from tests.conftest import make_document, manifest_for
+    from index.store import VECTOR_FILES, IndexStore, Manifest
     from tests.fakes import FakeEncoder
 
-    crash = sys.argv[1]
-    encoder, chunker = FakeEncoder(), Chunker(120, 20)
+    point, directory, documents_file = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    batch = 0
 
-    class SlowEncoder(FakeEncoder):
+    def stop_here():
+        print("reached", point, flush=True)
+        while True:  # until the parent's SIGKILL
+            time.sleep(60)
+
+    def at(name):
+        if name == point and batch == {killed_batch}:
+            stop_here()
+
+    class Encoder(FakeEncoder):
         def encode_passages(self, texts, on_progress=None):
-            print("embedding", flush=True)
-            time.sleep(0.3)
+            global batch
+            batch += 1  # the indexer embeds each batch once, then upserts it
+            at("while-embedding")
             return super().encode_passages(texts, on_progress)
 
-    if crash == "inside-transaction":
-        original = IndexStore._write_documents
-        def write_then_die(db, items):
-            original(db, items)
-            os._exit(9)  # rows written, transaction not committed
-        IndexStore._write_documents = staticmethod(write_then_die)
-    if crash == "before-faiss-rename":
-        def die(*args, **kwargs):
-            os._exit(9)  # committed to SQLite, FAISS file not yet replaced
-        store_module.os.replace = die
+    write_documents = IndexStore._write_documents
+    def _write_documents(db, items):
+        change = write_documents(db, items)
+        at("in-transaction")
+        return change
+    IndexStore._write_documents = staticmethod(_write_documents)
 
-    store = IndexStore.open(__import__("pathlib").Path(sys.argv[2]), manifest_for(encoder, chunker))
-    store_module.COMMIT_EVERY_CHUNKS = 16
-    import index.ingest as ingest_module
-    ingest_module.COMMIT_EVERY_CHUNKS = 16
-    new = [make_document(f"新文章{{i}}", f"第{{i}}篇新文章讲述显示面板出货量。" * 8) for i in range(40)]
-    Indexer(store, SlowEncoder() if crash == "sigkill" else encoder, chunker).add(new)
-    print("finished", flush=True)
+    save_vectors = IndexStore._save_vectors
+    def _save_vectors(self, generation):
+        at("after-commit")
+        return save_vectors(self, generation)
+    IndexStore._save_vectors = _save_vectors
+
+    replace = os.replace
+    def _replace(source, destination, *args, **kwargs):
+        replace(source, destination, *args, **kwargs)
+        if Path(destination).name == VECTOR_FILES["chunks"]:
+            at("between-faiss-renames")
+        if Path(destination).name == VECTOR_FILES["sentences"]:
+            at("after-faiss-renames")
+    os.replace = _replace
+
+    encoder, chunker = Encoder(), Chunker({chunk_size}, {chunk_overlap})
+    manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
+    store = IndexStore.open(directory, manifest)
+    ingest_module.COMMIT_EVERY_CHUNKS = {commit_every}
+    documents = [Document.model_validate_json(line) for line in documents_file.read_text().splitlines()]
+    Indexer(store, encoder, chunker).add(documents)
+    print("finished without reaching", point, flush=True)
     """
-).format(repo=str(REPO_ROOT))
+).format(
+    repo=str(REPO_ROOT),
+    killed_batch=KILLED_BATCH,
+    chunk_size=CHUNK_SIZE,
+    chunk_overlap=CHUNK_OVERLAP,
+    commit_every=COMMIT_EVERY_CHUNKS,
+)
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """What a killed writer left on disk, read before any CiteQA code opens (and repairs) the index."""
+
+    generation: int
+    chunks: int
+    sentences: int
+    faiss_chunks: int
+    faiss_sentences: int
+    tag_generation: int
+
+
+def _on_disk(directory: Path) -> OnDisk:
+    # A plain read: SQLite sees the last committed state (an uncommitted write is not in it).
+    with contextlib.closing(sqlite3.connect(directory / DATABASE_FILE)) as db:
+        generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        sentences = db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+    faiss_counts = {
+        kind: faiss.read_index(str(directory / name)).ntotal for kind, name in VECTOR_FILES.items()
+    }
+    tag = json.loads((directory / VECTORS_TAG_FILE).read_text())["generation"]
+    return OnDisk(generation, chunks, sentences, faiss_counts["chunks"], faiss_counts["sentences"], tag)
+
+
+def _open(directory: Path) -> IndexStore:
+    return IndexStore.open(directory, manifest_for(FakeEncoder(), Chunker(CHUNK_SIZE, CHUNK_OVERLAP)))
 
 
 def _index_with_earlier_documents(directory: Path) -> None:
-    encoder, chunker = FakeEncoder(), Chunker(120, 20)
+    encoder, chunker = FakeEncoder(), Chunker(CHUNK_SIZE, CHUNK_OVERLAP)
     store = IndexStore.open(directory, manifest_for(encoder, chunker))
     Indexer(store, encoder, chunker).add(EARLIER)
     store.close()
 
 
-def _assert_earlier_documents_whole(directory: Path) -> IndexStore:
-    encoder, chunker = FakeEncoder(), Chunker(120, 20)
-    store = IndexStore.open(directory, manifest_for(encoder, chunker))
-    ids = {d.doc_id for d in store.list_documents()}
-    assert {d.doc_id for d in EARLIER} <= ids
-    for document in EARLIER:
-        assert store.get_document(document.doc_id).text == document.text
-        hits = Searcher(store, encoder).search(document.text[:12], top_k=1).passages
-        assert hits[0].citation.doc_id == document.doc_id
-    # Every stored chunk is searchable: the FAISS index holds exactly the stored chunks.
-    assert store.vector_counts()["chunks"] == store.counts()[1]
-    return store
+@dataclass
+class _Writer:
+    point: str
+    directory: Path
+    process: subprocess.Popen[bytes]
+    stderr: Path
 
 
-def test_sigkill_in_the_middle_of_an_ingest_keeps_earlier_documents(tmp_path: Path) -> None:
-    directory = tmp_path / "idx"
+def _start_writer(point: str, folder: Path) -> _Writer:
+    """An index with the earlier documents, and a child adding the new ones that will stop at `point`."""
+    directory = folder / "idx"
     _index_with_earlier_documents(directory)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "sigkill", str(directory)], stdout=subprocess.PIPE, text=True
-    )
-    seen = 0
+    documents = folder / "new.jsonl"
+    documents.write_text("".join(document.model_dump_json() + "\n" for document in NEW))
+    errors = folder / "child.stderr"
+    with open(errors, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, point, str(directory), str(documents)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=REPO_ROOT,
+        )
+    return _Writer(point, directory, process, errors)
+
+
+def _kill_when_reached(writer: _Writer, deadline: float) -> None:
+    """Wait for the child to report its point, then SIGKILL it there (it blocks until then)."""
+    child, point = writer.process, writer.point
     assert child.stdout is not None
-    for line in child.stdout:
-        seen += line.startswith("embedding")
-        if seen == 3:  # two batches committed, the third being embedded
+    output = b""
+    while b"\n" not in output:
+        ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            pytest.fail(f"the child did not reach {point} in time:\n{writer.stderr.read_text()}")
+        read = os.read(child.stdout.fileno(), 1024)
+        if not read:
             break
-    time.sleep(0.1)
+        output += read
+    assert output.decode().strip() == f"reached {point}", f"{output!r}\n{writer.stderr.read_text()}"
     child.send_signal(signal.SIGKILL)
-    child.wait(timeout=10)
-    store = _assert_earlier_documents_whole(directory)
-    documents, _ = store.counts()
-    assert len(EARLIER) < documents < len(EARLIER) + 40  # some batches landed whole, not all
-    store.close()
+    assert child.wait(timeout=10) == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("crash", ["inside-transaction", "before-faiss-rename"])
-def test_dying_at_the_worst_moment_of_a_write_leaves_a_consistent_index(tmp_path: Path, crash: str) -> None:
-    directory = tmp_path / "idx"
-    _index_with_earlier_documents(directory)
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, crash, str(directory)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 9, result.stderr
-    store = _assert_earlier_documents_whole(directory)
-    documents, _ = store.counts()
-    if crash == "inside-transaction":
-        assert documents == len(EARLIER)  # the uncommitted batch is gone entirely
+def _assert_whole(store: IndexStore, document: Document, chunker: Chunker) -> None:
+    """Stored as given, with each of its chunks, and each chunk found by its own vector."""
+    assert store.get_document(document.doc_id).text == document.text
+    chunks = chunker.split(document)
+    assert store.chunk_count(document.doc_id) == len(chunks) > 1
+    searcher = Searcher(store, FakeEncoder())
+    only_this = SearchFilters(doc_ids=[document.doc_id])
+    for chunk in chunks:
+        # Dense only: a chunk whose vector is missing from FAISS gets the lowest similarity and loses.
+        (found,) = searcher.search(chunk.text, top_k=1, filters=only_this, mode="dense").passages
+        assert (found.citation.char_start, found.citation.char_end) == (chunk.char_start, chunk.char_end)
+
+
+def _assert_absent(store: IndexStore, document: Document) -> None:
+    assert store.find_document(document.doc_id) is None
+    assert store.chunk_count(document.doc_id) == 0
+
+
+# Each point, and whether the second batch is committed (so kept) when the writer dies there.
+POINTS = {
+    "while-embedding": False,
+    "in-transaction": False,
+    "after-commit": True,
+    "between-faiss-renames": True,
+    "after-faiss-renames": True,
+}
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each point's index folder, its writer killed there. The writers run at once (each takes seconds
+    to start), and each waits at its point until killed, so running them together changes nothing."""
+    writers = [_start_writer(point, tmp_path_factory.mktemp(point)) for point in POINTS]
+    try:
+        deadline = time.monotonic() + 120
+        for writer in writers:
+            _kill_when_reached(writer, deadline)
+    finally:
+        for writer in writers:
+            if writer.process.poll() is None:
+                writer.process.kill()
+                writer.process.wait()
+            if writer.process.stdout:
+                writer.process.stdout.close()
+    return {writer.point: writer.directory for writer in writers}
+
+
+@pytest.mark.parametrize(("point", "second_batch_kept"), POINTS.items())
+def test_sigkill_at_each_point_of_a_write_leaves_documents_whole_or_absent(
+    killed: dict[str, Path], point: str, second_batch_kept: bool
+) -> None:
+    chunker = Chunker(CHUNK_SIZE, CHUNK_OVERLAP)
+    assert {len(chunker.split(document)) for document in NEW} == {2}  # so the batches are BATCHES
+    directory = killed[point]
+
+    # The kill landed where it was meant to: the files tell the point apart.
+    disk = _on_disk(directory)
+    chunks_per_batch = DOCUMENTS_PER_BATCH * 2
+    committed_chunks = disk.chunks
+    if second_batch_kept:
+        assert disk.generation == disk.tag_generation + 1  # committed, the tag one write behind
+        stale_chunks = committed_chunks - chunks_per_batch
+        assert disk.faiss_chunks == (stale_chunks if point == "after-commit" else committed_chunks)
+        assert (disk.faiss_sentences == disk.sentences) is (point == "after-faiss-renames")
     else:
-        assert documents == len(EARLIER) + 8  # the committed first batch (8 documents of 2 chunks) is kept
-    store.close()
+        assert disk.generation == disk.tag_generation
+        assert (disk.faiss_chunks, disk.faiss_sentences) == (disk.chunks, disk.sentences)
+
+    store = _open(directory)
+    try:
+        kept = EARLIER + BATCHES[0] + (BATCHES[1] if second_batch_kept else [])
+        lost = [document for batch in BATCHES[1:] for document in batch if document not in kept]
+        for document in kept:
+            _assert_whole(store, document, chunker)
+        for document in lost:
+            _assert_absent(store, document)
+        assert [d.doc_id for d in store.list_documents()] == [d.doc_id for d in kept]
+        # Whole documents across the index too, and the FAISS indexes hold exactly the stored units.
+        searcher = Searcher(store, FakeEncoder())
+        for document in EARLIER:
+            assert searcher.search(document.text[:12], top_k=1).passages[0].citation.doc_id == document.doc_id
+        reopened = _on_disk(directory)
+        assert store.vector_counts() == {"chunks": reopened.chunks, "sentences": reopened.sentences}
+        assert reopened.tag_generation == reopened.generation
+    finally:
+        store.close()

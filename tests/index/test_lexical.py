@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.lexical import Alternative, Concept, Keywords, LexicalIndex, terms
+from index.lexical import Alternative, Concept, Keywords, LexicalIndex
+from index.text import terms
 
 CHUNKS = [
     ["台积", "电", "收盘价", "每股", "美元"],

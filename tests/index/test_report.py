@@ -10,7 +10,7 @@ from index.report import ReportFormatError, looks_like_report, parse_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT / "data" / "sample" / "info-industry-monitor-2020-12.txt"
-SEED_ARTICLES = REPO_ROOT.parent / "shared" / "eval" / "seed_articles.json"
+SEED_ARTICLES = REPO_ROOT / "tests" / "data" / "seed_articles.json"
 
 # 40 CJK characters, no terminal punctuation: wider than one printed line, so it can only be a cut paragraph.
 LONG_FRAGMENT = "随着网络建设不断推进相关应用场景持续拓展产业链上下游企业正在加快布局新的业务方向而且"

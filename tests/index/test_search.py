@@ -5,8 +5,9 @@ import pytest
 
 from index.ingest import Indexer
 from index.lexical import Keywords
-from index.search import RankingWeights, Searcher, SearchMode, _z, is_cjk
+from index.search import RankingWeights, Searcher, SearchMode, _z
 from index.store import ChunkScores, IndexStore
+from index.text import is_cjk
 from index.translation import QueryTranslator
 from tests.conftest import make_document
 
@@ -235,3 +236,43 @@ def test_an_empty_index_returns_no_passages_and_is_unanswerable(store, fake_enco
     result = Searcher(store, fake_encoder).search("任何问题", top_k=3)
     assert result.passages == []
     assert result.answerable is False
+
+
+@pytest.mark.parametrize(
+    ("question", "threshold_field"),
+    [
+        ("量子计算原型机的光子数", "answerable_threshold_cjk"),
+        ("How fast is Jiuzhang?", "answerable_threshold_other"),
+    ],
+)
+def test_a_question_whose_confidence_equals_its_threshold_is_answerable_and_one_a_millionth_below_is_not(
+    indexer: Indexer,
+    store: IndexStore,
+    fake_encoder,
+    monkeypatch: pytest.MonkeyPatch,
+    question: str,
+    threshold_field: str,
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    # The confidence a search compares with the threshold, before SearchResult rounds it to 6 places.
+    compared: list[float] = []
+    confidence = Searcher._confidence
+
+    def recording_confidence(searcher: Searcher, relevance: np.ndarray, top: int) -> float:
+        compared.append(confidence(searcher, relevance, top))
+        return compared[-1]
+
+    monkeypatch.setattr(Searcher, "_confidence", recording_confidence)
+    Searcher(store, fake_encoder, RankingWeights(**{threshold_field: -1.0})).search(question, top_k=3)
+    exact = compared[-1]
+
+    at = Searcher(store, fake_encoder, RankingWeights(**{threshold_field: exact})).search(question, top_k=3)
+    assert compared[-1] == exact  # the same question scores the same confidence again
+    assert at.answerable is True
+    assert at.answer is not None
+    above = Searcher(store, fake_encoder, RankingWeights(**{threshold_field: exact + 1e-6})).search(
+        question, top_k=3
+    )
+    assert above.answerable is False
+    assert above.answer is None
+    assert above.passages == at.passages  # the verdict changes, not what is found

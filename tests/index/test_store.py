@@ -1,15 +1,28 @@
 from __future__ import annotations
 
+import fcntl
+import sqlite3
+import threading
+import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from citeqa.errors import DocumentNotFound, IndexModelMismatch
 from index.chunking import Chunker
-from index.errors import DocumentNotFound, IndexModelMismatch
 from index.ingest import Indexer
 from index.search import Searcher, SearchFilters
-from index.store import VECTORS_TAG_FILE, IndexedDocument, IndexStore, Manifest
+from index.store import (
+    LOCK_FILE,
+    VECTOR_FILES,
+    VECTORS_TAG_FILE,
+    IndexedDocument,
+    IndexStore,
+    Manifest,
+)
 from tests.conftest import make_document, manifest_for
 from tests.fakes import FakeEncoder
 
@@ -168,3 +181,184 @@ def test_vectors_of_the_wrong_dimension_are_rejected(store: IndexStore, chunker:
     with pytest.raises(ValueError, match="dimension 3"):
         store.upsert([item])
     assert store.counts() == (0, 0)
+
+
+# -- reads and writes at the same time ---------------------------------------------------------------
+
+# Deleted and re-added over and over while searches run; distinct enough not to be collapsed as duplicates.
+CHURNED = [
+    make_document("量子计算原型机问世", "九章构建了七十六个光子的量子计算原型机，处理速度远超超级计算机。"),
+    make_document("显示面板出货创新高", "第三季度全球智能手机面板出货量约为五亿片，达到单季度最高值。"),
+    make_document("五G基站建设提速", "我国已建成五G基站超过七十万个，覆盖全国地级以上城市。"),
+    make_document("工业互联网平台发展", "工业互联网平台连接设备数量持续增加，带动制造业数字化转型。"),
+]
+SEARCH_THREADS = 8
+# The churn lasts CHURN_SECONDS, longer on a loaded machine until it has done MIN_CHURN_CYCLES and some
+# search ran entirely while a document was gone (else the test would prove nothing), never past the limits.
+CHURN_SECONDS = 2.0
+MIN_CHURN_CYCLES = 5
+CHURN_SECONDS_LIMIT = 10.0
+MAX_CHURN_CYCLES = 400
+
+
+@dataclass(frozen=True)
+class _Observed:
+    started: float
+    ended: float
+    doc_ids: frozenset[str]
+
+
+def _searches_while_absent(
+    observed: list[_Observed], absent: dict[str, list[tuple[float, float]]]
+) -> list[tuple[_Observed, str]]:
+    """Each search that started after a document's delete returned and ended before its re-add began."""
+    return [
+        (search, doc_id)
+        for search in list(observed)
+        for doc_id, spans in absent.items()
+        for deleted, re_added in spans
+        if deleted <= search.started and search.ended <= re_added
+    ]
+
+
+@pytest.mark.parametrize("writer_opens", ["the same store", "its own store, as another process would"])
+def test_searches_while_documents_are_deleted_and_re_added_never_fail_nor_return_a_deleted_document(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, writer_opens: str
+) -> None:
+    manifest = manifest_for(fake_encoder, chunker)
+    store = IndexStore.open(tmp_path / "idx", manifest)
+    writing_store = store if writer_opens == "the same store" else IndexStore.open(tmp_path / "idx", manifest)
+    indexer = Indexer(writing_store, fake_encoder, chunker)
+    indexer.add([CLOUD, CHIPS, *CHURNED])
+    searcher = Searcher(store, fake_encoder)
+    questions = ["量子计算原型机", "面板出货量", "五G基站", "工业互联网", "云服务市场", "晶圆代工"]
+    observed: list[_Observed] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def search_repeatedly(worker: int) -> None:
+        count = 0
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                # top_k large enough that every document present can come back.
+                result = searcher.search(questions[(worker + count) % len(questions)], top_k=20)
+            except Exception:
+                errors.append(traceback.format_exc())
+                continue
+            finally:
+                count += 1
+            ended = time.perf_counter()
+            observed.append(_Observed(started, ended, frozenset(p.citation.doc_id for p in result.passages)))
+
+    # (delete returned, re-add called) for each document: the spans in which it must not be found.
+    absent: dict[str, list[tuple[float, float]]] = {document.doc_id: [] for document in CHURNED}
+    threads = [threading.Thread(target=search_repeatedly, args=(i,)) for i in range(SEARCH_THREADS)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    cycles = 0
+
+    def churn_more() -> bool:
+        elapsed = time.perf_counter() - started
+        if elapsed >= CHURN_SECONDS_LIMIT or cycles >= MAX_CHURN_CYCLES:
+            return False
+        if elapsed < CHURN_SECONDS:
+            return True
+        return cycles < MIN_CHURN_CYCLES or not _searches_while_absent(observed, absent)
+
+    try:
+        while churn_more():
+            document = CHURNED[cycles % len(CHURNED)]
+            writing_store.delete(document.doc_id)
+            deleted = time.perf_counter()
+            time.sleep(0.03)  # long enough for whole searches to run while it is gone
+            re_added = time.perf_counter()
+            indexer.add([document])
+            absent[document.doc_id].append((deleted, re_added))
+            cycles += 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert errors == [], (
+        f"{len(errors)} of {len(observed) + len(errors)} searches failed; first:\n{errors[0]}"
+    )
+    inside_an_absence = _searches_while_absent(observed, absent)
+    returned_while_deleted = [
+        (search, doc_id) for search, doc_id in inside_an_absence if doc_id in search.doc_ids
+    ]
+    assert returned_while_deleted == []
+    # The checks above were not vacuous: writes and searches did interleave.
+    assert cycles >= MIN_CHURN_CYCLES
+    assert len(inside_an_absence) > 0, (
+        f"{cycles} cycles, {len(observed)} searches, none while a document was gone"
+    )
+    assert store.counts()[0] == 2 + len(CHURNED)
+    if writing_store is not store:
+        writing_store.close()
+    store.close()
+
+
+def test_a_search_does_not_wait_for_a_write_that_waits_for_another_process_s_lock(
+    indexer: Indexer, store: IndexStore, fake_encoder: FakeEncoder
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    store.lock_timeout_s = 10.0
+    with open(store.directory / LOCK_FILE, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a `citeqa ingest` in another process would
+        deleting = threading.Thread(target=store.delete, args=(CHIPS.doc_id,))
+        deleting.start()
+        time.sleep(0.3)  # the delete is now waiting for the lock
+        started = time.perf_counter()
+        found = Searcher(store, fake_encoder).search("晶圆代工", top_k=1).passages
+        took = time.perf_counter() - started
+        fcntl.flock(held, fcntl.LOCK_UN)
+    deleting.join(timeout=30)
+    assert took < 2.0
+    assert found[0].citation.doc_id == CHIPS.doc_id  # searched before the delete could start
+    assert store.find_document(CHIPS.doc_id) is None  # which then went through
+
+
+def test_faiss_files_that_do_not_hold_the_stored_rows_are_rebuilt_even_when_their_tag_says_current(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    # As when a reader reads the tag, then another process replaces the files before the reader reads
+    # them, or a reader's rebuild and a writer's save interleave: the tag and the files disagree.
+    manifest = manifest_for(fake_encoder, chunker)
+    store = IndexStore.open(tmp_path / "idx", manifest)
+    Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
+    older = {name: (tmp_path / "idx" / name).read_bytes() for name in VECTOR_FILES.values()}
+    store.delete(CHIPS.doc_id)
+    store.close()
+    for name, content in older.items():  # the files hold CHIPS again; the tag is the current generation
+        (tmp_path / "idx" / name).write_bytes(content)
+    reopened = IndexStore.open(tmp_path / "idx", manifest)
+    found = Searcher(reopened, fake_encoder).search("晶圆代工", top_k=5).passages
+    assert {p.citation.doc_id for p in found} == {CLOUD.doc_id}
+    assert reopened.vector_counts() == {"chunks": 1, "sentences": 2}
+    reopened.close()
+
+
+def test_a_write_transaction_failing_midway_leaves_the_store_as_it_was_and_ready_for_the_next_write(
+    indexer: Indexer, store: IndexStore, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexer.add([CLOUD])
+    before = (store.counts(), store.vector_counts(), store.generation)
+    write_documents = IndexStore._write_documents
+
+    def failing_after_writing(db: sqlite3.Connection, items: list[IndexedDocument]) -> object:
+        write_documents(db, items)  # the rows are written inside the transaction, then it fails
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(IndexStore, "_write_documents", staticmethod(failing_after_writing))
+    with pytest.raises(RuntimeError, match="disk full"):
+        indexer.add([CHIPS])
+    assert (store.counts(), store.vector_counts(), store.generation) == before
+    assert store.find_document(CHIPS.doc_id) is None
+
+    monkeypatch.undo()
+    assert [r.status for r in indexer.add([CHIPS])] == ["added"]
+    found = Searcher(store, fake_encoder).search("晶圆代工", top_k=2).passages
+    assert [p.citation.doc_id for p in found] == [CHIPS.doc_id, CLOUD.doc_id]

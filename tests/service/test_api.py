@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from citeqa.settings import Settings
+from citeqa.wiring import Resources
 from service.app import create_app
-from service.resources import Resources
-from service.settings import Settings
 from tests.fakes import FakeEncoder
 
 ARTICLES = [

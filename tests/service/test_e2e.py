@@ -8,14 +8,12 @@ import subprocess
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, SHARED, RunningServer, citeqa_command
+from tests.conftest import REPO_ROOT, TEST_DATA, RunningServer, citeqa_command
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 
-SEED_ARTICLES = json.loads((SHARED / "eval" / "seed_articles.json").read_text())
-DEV_QUESTIONS = [
-    json.loads(line) for line in (SHARED / "eval" / "seed_dev.jsonl").read_text().splitlines() if line
-]
+SEED_ARTICLES = json.loads((TEST_DATA / "seed_articles.json").read_text())
+DEV_QUESTIONS = [json.loads(line) for line in (TEST_DATA / "seed_dev.jsonl").read_text().splitlines() if line]
 ANSWERABLE = [q for q in DEV_QUESTIONS if q["answer_snippets"]]
 
 

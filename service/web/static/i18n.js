@@ -1,7 +1,8 @@
-// Every string the page shows, in both languages. `{name}` marks a value filled in by `t(key, values)`.
-"use strict";
+// Every string the page shows, in both languages, and the language the page shows them in.
+// `{name}` marks a value filled in by `t(key, values)`.
+import { saveState, state } from "./state.js";
 
-window.CITEQA_STRINGS = {
+export const STRINGS = {
   zh: {
     htmlLang: "zh-CN",
     skipToQuestion: "跳到提问框",
@@ -113,3 +114,29 @@ window.CITEQA_STRINGS = {
     articleOpened: "Opened “{title}” with the cited passage highlighted",
   },
 };
+
+// The string `key` in the page's language, with `{name}` filled in from `values`. Non-strings (lists) as they are.
+export function t(key, values) {
+  const strings = STRINGS[state.lang] || STRINGS.en;
+  const text = strings[key];
+  if (typeof text !== "string") return text;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (values && name in values ? String(values[name]) : ""));
+}
+
+// The strings written in index.html, marked with data-i18n, data-i18n-aria-label and data-i18n-placeholder.
+export function applyStaticStrings() {
+  document.documentElement.lang = t("htmlLang");
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
+  }
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
+  }
+}
+
+// Switch between Chinese and English and remember the choice; the caller re-renders the page.
+export function toggleLanguage() {
+  state.lang = state.lang === "zh" ? "en" : "zh";
+  saveState();
+}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from citeqa.errors import InvalidSettings
 from index.search import RankingWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +91,21 @@ class Settings(BaseSettings):
                 if isinstance(info.json_schema_extra, dict) and _RANKING_WEIGHT in info.json_schema_extra
             }
         )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment (and `.env`).
+
+    Raises InvalidSettings naming each variable that has a value it cannot take."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise InvalidSettings(f"Invalid settings: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    if not error["loc"]:  # a rule between settings, whose message names them
+        return error["msg"].removeprefix("Value error, ")
+    return f"CITEQA_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"

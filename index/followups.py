@@ -14,8 +14,9 @@ user turns of a conversation in order and give each one an effective query:
      the matching slot of the previous query (a date of the same unit; a name of the same kind, else the
      question's subject), so "小米第三季度智能手机销量是多少？" becomes "华为第三季度智能手机销量是多少？";
   2. the turn has a pronoun: it is replaced by the previous query's subject ("它比超级计算机快多少？");
-  3. otherwise the previous query's subject is put before the turn ("增长率呢？" ->
-     "2020年我国工业信息安全市场规模 增长率").
+  3. otherwise the previous query's subject is put before the turn ("增长率呢？" after
+     "2020年我国工业信息安全市场规模预计多少？" -> "2020年我国工业信息安全市场规模预计 增长率": 预计 is
+     no question word, so it stays in the subject).
 
 Only user turns count: the assistant's turns are retrieved passages, and mixing their words into the query
 would drag it towards the last answer instead of the new question. Measured on tests/data/followups.jsonl
@@ -28,11 +29,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jieba
 import jieba.posseg
 from pydantic import BaseModel, Field
 
-jieba.setLogLevel(60)
+from index.text import CHINESE_QUESTION_WORDS, CJK, ENGLISH_REQUEST_WORDS, ENGLISH_STOPWORDS
 
 
 class RetrievalQuery(BaseModel):
@@ -70,7 +70,6 @@ _TIMES = [
     ),
 ]
 _TIME = re.compile("|".join(f"(?P<{unit}>{pattern})" for unit, pattern in _TIMES), re.I)
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-+.&]*[A-Za-z0-9+]|[A-Za-z0-9]")
 
 
@@ -80,15 +79,6 @@ def _words(text: str) -> frozenset[str]:
 
 _ZH_PRONOUNS = _words("它 它们 他们 她们 他 她 其 该 此 这 这个 这些 那个 那些")
 _EN_PRONOUNS = _words("it its they them their this that these those he she")
-# Question words, and the verbs and prepositions that end a Chinese question's subject (…是多少, …有多少, …在哪里).
-_ZH_QUESTION = _words(
-    "什么 多少 哪 哪些 哪里 哪个 哪家 几 如何 怎么 怎样 为什么 为何 是否 何时 多久 多大 吗 呢 是 有 在"
-)
-_EN_STOPWORDS = _words(
-    """what which who whom whose when where why how many much is are was were be been do does did has have had
-    the a an of in on at to for from by with and or about will can could would should there than as so also
-    then please tell me us i"""
-)
 # Words that name a place without jieba tagging them as one; a follow-up place ("江西呢？") replaces them.
 _ZH_PLACES = _words("我国 中国 全国 国内 全球 国外 海外")
 _ZH_NAME_TAGS = _words("nr ns nt nz nrt nrfg j")
@@ -168,7 +158,7 @@ def _latin_token(word: str, start: int) -> _Token:
     end = start + len(bare)
     if lower in _EN_PRONOUNS:
         return _Token(bare, start, end, "pronoun", "latin")
-    if lower in _EN_STOPWORDS:
+    if lower in ENGLISH_STOPWORDS or lower in ENGLISH_REQUEST_WORDS:
         return _Token(bare, start, end, "question", "latin")
     has_digit = any(c.isdigit() for c in bare)
     if has_digit and not any(c.isalpha() for c in bare):
@@ -195,7 +185,7 @@ def _chinese_kind(word: str, tag: str) -> str:
         return "punct"
     if word in _ZH_PRONOUNS:
         return "pronoun"
-    if word in _ZH_QUESTION or tag == "p":
+    if word in CHINESE_QUESTION_WORDS or tag == "p":
         return "question"
     if word in _ZH_PLACES:
         return "name"
@@ -273,7 +263,7 @@ def _subject(query: str) -> str:
     use"). Without either, the question's content words, or the whole question when it has none.
     """
     tokens = _tokens(query)
-    if _CJK.search(query):
+    if CJK.search(query):
         words: list[_Token] = []
         for token in tokens:
             if token.kind == "question":

@@ -1,4 +1,9 @@
-"""The long-lived parts of a CiteQA process, built once from settings and passed to who needs them."""
+"""Settings → encoder → store → searcher: the one place that builds a running CiteQA.
+
+The HTTP app, the CLI, `citeqa eval` and the scripts all call `Resources.load` (or `from_encoder` with a
+model already loaded), so that they search exactly alike. Nothing here is global: the caller owns the
+`Resources` it gets and closes it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+from citeqa.settings import Settings
 from index.chunking import Chunker
 from index.ingest import Indexer
 from index.search import Searcher
 from index.store import IndexStore, Manifest
 from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
-from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
