@@ -1,7 +1,7 @@
 """A process killed with SIGKILL in the middle of a write leaves every document whole or absent.
 
-A child process ingests new documents in small batches. At a chosen point of its second batch it writes
-`reached <point>` to its stdout and then blocks, so the parent's SIGKILL lands exactly there:
+A writer process ingests new documents in small batches. At a chosen point of its second batch it writes
+`reached <point> <pid>` to its stdout and then blocks, so the test's SIGKILL lands exactly there:
 
 - `while-embedding`: the second batch is being embedded, nothing of it written;
 - `in-transaction`: its rows written inside the SQLite transaction, not committed;
@@ -9,9 +9,10 @@ A child process ingests new documents in small batches. At a chosen point of its
 - `between-faiss-renames`: chunks.faiss renamed into place, sentences.faiss not yet;
 - `after-faiss-renames`: both FAISS files in place, the generation tag not yet written.
 
-The points are reached by wrapping functions in the child only (the encoder's `encode_passages`,
+The points are reached by wrapping functions in the writer only (the encoder's `encode_passages`,
 `IndexStore._write_documents`, `IndexStore._save_vectors`, `os.replace`), not by changing product code.
-Reopened, the index must hold the earlier documents and the first batch whole and searchable, the
+One host process imports the code once and forks a writer per point, each on its own index.
+Reopened, an index must hold the earlier documents and the first batch whole and searchable, the
 second batch wholly if (and only if) it was committed, and nothing of any later batch.
 """
 
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +59,16 @@ NEW = [
 ]
 BATCHES = [NEW[start : start + DOCUMENTS_PER_BATCH] for start in range(0, len(NEW), DOCUMENTS_PER_BATCH)]
 
-# argv: point, index directory, documents (JSONL). Writes "reached <point>" and blocks when it gets there.
-CHILD = textwrap.dedent(
+# The host: argv is the documents file (JSONL), then a point and its index folder for each writer. It
+# prints "forked <point> <pid>" per writer, each writer "reached <point> <pid>" where it blocks, and the
+# host "exited <point> <signal number or exit status>" as each one ends.
+HOST = textwrap.dedent(
     """
-    import os, sys, time
+    import os, sys, time, traceback
     from pathlib import Path
 
     sys.path.insert(0, {repo!r})
+    import jieba
     import index.ingest as ingest_module
     from index.chunking import Chunker
     from index.documents import Document
@@ -71,17 +76,17 @@ CHILD = textwrap.dedent(
     from index.store import VECTOR_FILES, IndexStore, Manifest
     from tests.fakes import FakeEncoder
 
-    point, directory, documents_file = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    batch = 0
-
-    def stop_here():
-        print("reached", point, flush=True)
-        while True:  # until the parent's SIGKILL
-            time.sleep(60)
+    jieba.initialize()  # once, before the writers fork
+    documents = [Document.model_validate_json(line) for line in Path(sys.argv[1]).read_text().splitlines()]
+    point, batch = None, 0
 
     def at(name):
         if name == point and batch == {killed_batch}:
-            stop_here()
+            print("reached", point, os.getpid(), flush=True)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # until the test's SIGKILL, which comes at once
+                time.sleep(0.05)
+            os._exit(3)
 
     class Encoder(FakeEncoder):
         def encode_passages(self, texts, on_progress=None):
@@ -111,14 +116,29 @@ CHILD = textwrap.dedent(
         if Path(destination).name == VECTOR_FILES["sentences"]:
             at("after-faiss-renames")
     os.replace = _replace
-
-    encoder, chunker = Encoder(), Chunker({chunk_size}, {chunk_overlap})
-    manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
-    store = IndexStore.open(directory, manifest)
     ingest_module.COMMIT_EVERY_CHUNKS = {commit_every}
-    documents = [Document.model_validate_json(line) for line in documents_file.read_text().splitlines()]
-    Indexer(store, encoder, chunker).add(documents)
-    print("finished without reaching", point, flush=True)
+
+    def write(directory):
+        encoder, chunker = Encoder(), Chunker({chunk_size}, {chunk_overlap})
+        manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
+        Indexer(IndexStore.open(Path(directory), manifest), encoder, chunker).add(documents)
+
+    writers = {{}}
+    for point, directory in zip(sys.argv[2::2], sys.argv[3::2]):  # `point`: the global `at` reads
+        pid = os.fork()
+        if pid == 0:
+            try:
+                write(directory)
+            except BaseException:
+                traceback.print_exc()
+                os._exit(5)
+            os._exit(4)  # the point was never reached
+        writers[pid] = point
+        print("forked", point, pid, flush=True)
+    while writers:
+        pid, status = os.wait()
+        ended = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print("exited", writers.pop(pid), ended, flush=True)
     """
 ).format(
     repo=str(REPO_ROOT),
@@ -165,47 +185,21 @@ def _index_with_earlier_documents(directory: Path) -> None:
     store.close()
 
 
-@dataclass
-class _Writer:
-    point: str
-    directory: Path
-    process: subprocess.Popen[bytes]
-    stderr: Path
-
-
-def _start_writer(point: str, folder: Path) -> _Writer:
-    """An index with the earlier documents, and a child adding the new ones that will stop at `point`."""
-    directory = folder / "idx"
-    _index_with_earlier_documents(directory)
-    documents = folder / "new.jsonl"
-    documents.write_text("".join(document.model_dump_json() + "\n" for document in NEW))
-    errors = folder / "child.stderr"
-    with open(errors, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, point, str(directory), str(documents)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=REPO_ROOT,
-        )
-    return _Writer(point, directory, process, errors)
-
-
-def _kill_when_reached(writer: _Writer, deadline: float) -> None:
-    """Wait for the child to report its point, then SIGKILL it there (it blocks until then)."""
-    child, point = writer.process, writer.point
-    assert child.stdout is not None
-    output = b""
-    while b"\n" not in output:
-        ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            pytest.fail(f"the child did not reach {point} in time:\n{writer.stderr.read_text()}")
-        read = os.read(child.stdout.fileno(), 1024)
-        if not read:
-            break
-        output += read
-    assert output.decode().strip() == f"reached {point}", f"{output!r}\n{writer.stderr.read_text()}"
-    child.send_signal(signal.SIGKILL)
-    assert child.wait(timeout=10) == -signal.SIGKILL
+def _lines(process: subprocess.Popen[bytes], deadline: float, errors: Path) -> Iterator[list[str]]:
+    """The host's output, line by line, split in words; fails the test if it falls silent too long."""
+    assert process.stdout is not None
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            ready, _, _ = select.select([process.stdout], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                pytest.fail(f"the writers did not all reach their points in time:\n{errors.read_text()}")
+            read = os.read(process.stdout.fileno(), 4096)
+            if not read:
+                return
+            pending += read
+        line, pending = pending.split(b"\n", 1)
+        yield line.decode().split()
 
 
 def _assert_whole(store: IndexStore, document: Document, chunker: Chunker) -> None:
@@ -238,21 +232,47 @@ POINTS = {
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each point's index folder, its writer killed there. The writers run at once (each takes seconds
-    to start), and each waits at its point until killed, so running them together changes nothing."""
-    writers = [_start_writer(point, tmp_path_factory.mktemp(point)) for point in POINTS]
+    """Each point's index folder, with the earlier documents, its writer killed at that point."""
+    folder = tmp_path_factory.mktemp("crash")
+    documents = folder / "new.jsonl"
+    documents.write_text("".join(document.model_dump_json() + "\n" for document in NEW))
+    directories = {point: folder / point for point in POINTS}
+    for directory in directories.values():
+        _index_with_earlier_documents(directory)
+    errors = folder / "host.stderr"
+    arguments = [str(part) for pair in directories.items() for part in pair]
+    with open(errors, "w") as stderr:
+        host = subprocess.Popen(
+            [sys.executable, "-c", HOST, str(documents), *arguments],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=REPO_ROOT,
+        )
+    writers: dict[str, int] = {}
+    ended: dict[str, int] = {}
     try:
-        deadline = time.monotonic() + 120
-        for writer in writers:
-            _kill_when_reached(writer, deadline)
+        for event, point, number in _lines(host, time.monotonic() + 120, errors):
+            if event == "forked":
+                writers[point] = int(number)
+            elif event == "reached":  # the writer's own pid: it may print before the host does
+                writers[point] = int(number)
+                os.kill(writers[point], signal.SIGKILL)
+            else:
+                ended[point] = int(number)
+        assert host.wait(timeout=10) == 0, errors.read_text()
     finally:
-        for writer in writers:
-            if writer.process.poll() is None:
-                writer.process.kill()
-                writer.process.wait()
-            if writer.process.stdout:
-                writer.process.stdout.close()
-    return {writer.point: writer.directory for writer in writers}
+        for point, pid in writers.items():
+            if point not in ended:  # the test failed before this writer ended: do not leave it behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+        assert host.stdout is not None
+        host.stdout.close()
+    # Each writer died of the SIGKILL sent where it stopped (4: it never reached its point, 5: it failed).
+    assert ended == {point: -signal.SIGKILL for point in POINTS}, errors.read_text()
+    return directories
 
 
 @pytest.mark.parametrize(("point", "second_batch_kept"), POINTS.items())
