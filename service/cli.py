@@ -20,7 +20,15 @@ from citeqa.errors import CiteQAError
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources, load_encoder
 from index.ingest import IngestReport, ProgressHook
-from index.search import DEFAULT_MODE, MAX_TOP_K, SEARCH_MODES, SearchFilters, SearchResult, check_mode
+from index.search import (
+    DEFAULT_MODE,
+    MAX_TOP_K,
+    SEARCH_MODES,
+    SearchFilters,
+    SearchResult,
+    check_mode,
+    check_question,
+)
 from service.render import render_answer, render_passage
 
 app = typer.Typer(
@@ -160,7 +168,8 @@ def search(
 
     Example: citeqa search "近一个月工信部开展了多少次5G调研？" --top-k 3
     """
-    search_mode = check_mode(mode)
+    # Checked before the model loads: a blank question should not cost a minute.
+    question, search_mode = check_question(question), check_mode(mode)
     filters = SearchFilters(sections=section or [], doc_ids=doc_id or [])
     with _resources() as resources:
         result = resources.searcher.search(question, top_k=top_k, filters=filters, mode=search_mode)

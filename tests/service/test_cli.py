@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from citeqa.errors import DocumentNotFound
+from citeqa.errors import DocumentNotFound, InvalidQuestion
 from service import cli
 from service.cli import app
 
@@ -112,3 +112,12 @@ def test_a_bug_is_summed_up_in_one_line_and_its_traceback_shown_with_verbose(
     root.setLevel(logging.DEBUG)  # what `citeqa --verbose` sets
     with pytest.raises(KeyError):
         cli.run()
+
+
+def test_a_blank_question_is_refused_before_the_model_loads(monkeypatch) -> None:
+    def load(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model was loaded for a blank question")
+
+    monkeypatch.setattr(cli.Resources, "load", load)
+    result = CliRunner().invoke(app, ["search", "   "])
+    assert isinstance(result.exception, InvalidQuestion)
