@@ -6,12 +6,14 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from eval.results import ModeReport
 from index.search import SEARCH_MODES
+from service import cli
 from tests.conftest import REPO_ROOT, citeqa_command
 
 DATA = REPO_ROOT / "tests" / "data" / "eval"
@@ -103,18 +105,30 @@ def test_eval_compare_reports_every_mode_and_peer_and_a_second_run_reuses_the_in
         ([str(QUESTIONS), "{copy}", "--out", "x"], "Error: Question files share the name questions: "),
     ],
 )
-def test_eval_errors_are_one_line_without_a_traceback(tmp_path, args, message):
+def test_eval_errors_are_one_line_without_a_traceback(tmp_path, monkeypatch, capsys, args, message):
     bad = _write(tmp_path / "bad.jsonl", QUESTIONS.read_text(encoding="utf-8").splitlines()[0] + "\n{oops\n")
     copy = _write(tmp_path / "questions.jsonl", QUESTIONS.read_text(encoding="utf-8"))
     files = {"{bad}": str(bad), "{copy}": str(copy)}
-    run = _run(tmp_path, *[files.get(arg, arg) for arg in args])
-    assert run.returncode == 1
-    assert run.stdout == ""
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
+    code, stdout, stderr = _run_in_process(monkeypatch, capsys, *[files.get(arg, arg) for arg in args])
+    assert code == 1
+    assert stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert lines[0].startswith(message.replace("{bad}", str(bad)))
 
 
-def test_unknown_mode_error_lists_the_modes_the_searcher_has(tmp_path):
-    run = _run(tmp_path, str(QUESTIONS), "--mode", "fuzzy")
-    assert run.stderr.strip().endswith(f"choose one of {', '.join(SEARCH_MODES)}.")
+def test_unknown_mode_error_lists_the_modes_the_searcher_has(monkeypatch, capsys):
+    _, _, stderr = _run_in_process(monkeypatch, capsys, str(QUESTIONS), "--mode", "fuzzy")
+    assert stderr.strip().endswith(f"choose one of {', '.join(SEARCH_MODES)}.")
+
+
+def _run_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`citeqa eval ARGS` through the CLI's entry point, in this process: these errors come before any
+    model or index is loaded, and a subprocess per case would cost seconds of imports."""
+    monkeypatch.setattr(sys, "argv", ["citeqa", "eval", *args])
+    # A wide terminal keeps rich from wrapping the one-line error message.
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
