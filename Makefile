@@ -31,7 +31,7 @@ test: install
 ## The unit tests alone (no real model, server or browser), in under a minute.
 test-fast: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not model and not server and not browser"
+	$(BIN)/pytest -m "not model and not server and not browser and not bench"
 
 lint:
 	$(BIN)/ruff check .

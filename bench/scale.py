@@ -1,0 +1,1080 @@
+"""Scale benchmark (issue 14): how search, writes, ingest, memory and disk grow with the number of chunks.
+
+Builds synthetic indexes of N chunks through the public API (`IndexStore.open`, `Indexer.add`), with a
+free deterministic encoder so that only the store and the ranking count, then measures each index in a
+fresh serving-like subprocess. Run `.venv/bin/python bench/scale.py --help` for what is measured and how.
+
+Text: the extbench corpus (`../shared/bench/extbench/corpus.jsonl`) repeated as often as needed. It is
+adapted from CMRC 2018 (Cui et al., EMNLP 2019, https://github.com/ymcui/cmrc2018) and XQuAD (Artetxe,
+Ruder & Yogatama 2019, https://github.com/google-deepmind/xquad), both under CC BY-SA 4.0. Without
+../shared the bundled sample report (`data/sample/`) is repeated instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import index.store as store_module
+from citeqa.settings import get_settings
+from citeqa.wiring import load_encoder, load_translator
+from index.chunking import Chunker
+from index.documents import Document
+from index.ingest import COMMIT_EVERY_CHUNKS, Indexer
+from index.readers import read_path
+from index.search import Searcher
+from index.store import IndexStore, Manifest
+
+logger = logging.getLogger("bench.scale")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EXTBENCH = PROJECT_ROOT.parent / "shared" / "bench" / "extbench"
+EXTBENCH_QUESTION_FILES = ("queries.jsonl", "queries_xquad_zh.jsonl", "queries_xquad_en.jsonl")
+SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
+# The sample report's dev questions (a copy of ../shared/eval/seed_dev.jsonl kept in the repository).
+SAMPLE_QUESTIONS = PROJECT_ROOT / "tests" / "data" / "seed_dev.jsonl"
+DEFAULT_CACHE = PROJECT_ROOT / "var" / "bench"
+
+# Bump when what a cached index holds changes in a way the record's other fields do not capture.
+BENCH_FORMAT = 2
+RECORD_FILE = "bench-record.json"
+DIMENSION = 384  # that of the embedded multilingual-e5-small, so the real model can query these indexes
+TOP_K = 5  # the passages a search returns by default (Searcher.search, the CLI and the chat)
+RECALL_K = 10
+SLICES = 10
+PROBE_PREFIX = "bench-probe-"
+PROBE_CHARS = 250  # the "small document" added before timing the first search after a write
+# Exact scores this close count as a tie at the k-th place: either neighbour is a correct answer.
+TIE_TOLERANCE = 1e-5
+
+
+# -- the encoder -------------------------------------------------------------------------------------
+
+
+class HashEncoder:
+    """Unit vectors of `DIMENSION` float32s drawn from a counter-based RNG keyed by a hash of the text.
+
+    Deterministic and nearly free (a few microseconds a text, vectorised), so ingest and search costs are
+    the store's and the ranking's; its time is still measured (`seconds`) and subtracted from ingest.
+    `salt` (set per copy of the corpus by the builder) is part of the key: without it every copy of a
+    passage would get the same vector, and an index of exact duplicates has top-10 ties everywhere (recall
+    ill-defined) and would be a degenerate graph for an approximate index. The vectors carry no meaning:
+    uniformly random directions are the hardest case for an approximate index's recall.
+    """
+
+    def __init__(self, dimension: int = DIMENSION, salt: str = "") -> None:
+        self._dimension = dimension
+        self.salt = salt
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"bench-hash-{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vectors(texts, "query")
+
+    def encode_passages(
+        self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        vectors = self._vectors(texts, "passage")
+        if on_progress:
+            on_progress(len(texts))
+        return vectors
+
+    def _vectors(self, texts: Sequence[str], role: str) -> np.ndarray:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        seeds = np.fromiter(
+            (
+                int.from_bytes(
+                    hashlib.blake2b(f"{role}\x1f{self.salt}\x1f{text}".encode(), digest_size=8).digest(),
+                    "little",
+                )
+                for text in texts
+            ),
+            dtype=np.uint64,
+            count=len(texts),
+        )
+        pairs = (self._dimension + 1) // 2
+        counters = np.arange(1, 2 * pairs + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        bits = _splitmix64(seeds[:, None] + counters[None, :])
+        uniform = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        # Box-Muller: two uniforms give two independent normals; normal coordinates give a uniform direction.
+        radius = np.sqrt(-2.0 * np.log1p(-uniform[:, :pairs]))
+        angle = 2.0 * np.pi * uniform[:, pairs:]
+        normal = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[
+            :, : self._dimension
+        ]
+        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        self.seconds += time.perf_counter() - started
+        self.cpu_seconds += time.process_time() - cpu_started
+        return normal.astype(np.float32)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    # uint64 array arithmetic wraps modulo 2**64, which is what the mixer relies on.
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+# -- the corpus --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Corpus:
+    kind: str
+    """"extbench" or "sample"."""
+    paths: list[Path]
+    sha256: str
+    documents: list[Document]
+    questions: list[str]
+
+
+def load_corpus(kind: str, extbench: Path, seed: int) -> Corpus:
+    """The base documents and the questions; `auto` takes extbench when it is there, else the sample."""
+    corpus_file = extbench / "corpus.jsonl"
+    if kind == "extbench" or (kind == "auto" and corpus_file.exists()):
+        if not corpus_file.exists():
+            raise SystemExit(f"No extbench corpus at {corpus_file} (pass --extbench DIR or --corpus sample).")
+        kind, paths = "extbench", [corpus_file]
+        questions = _interleaved_questions([extbench / name for name in EXTBENCH_QUESTION_FILES], seed)
+    else:
+        paths = sorted(file for file in SAMPLE_DIR.rglob("*") if file.is_file())
+        questions = _interleaved_questions([SAMPLE_QUESTIONS] if SAMPLE_QUESTIONS.exists() else [], seed)
+        kind = "sample"
+    documents: list[Document] = []
+    for path in paths:
+        result = read_path(path)
+        for problem in result.problems:
+            logger.warning("Skipped %s:%s: %s", problem.source, problem.line, problem.message)
+        documents.extend(result.documents)
+    if not questions:  # no question file: the opening words of some documents stand in
+        questions = [document.text[:40] for document in documents[:200]]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes())
+    return Corpus(kind, paths, digest.hexdigest(), documents, questions)
+
+
+def _interleaved_questions(files: Sequence[Path], seed: int) -> list[str]:
+    """Every question of the files, each file shuffled (fixed seed), then taken in turn from each, so
+    that any prefix mixes the files (extbench: CMRC zh, XQuAD zh, XQuAD en) in equal parts."""
+    rng = np.random.default_rng(seed)
+    lists = []
+    for path in files:
+        questions = [
+            json.loads(line)["question"] for line in path.read_text("utf-8").splitlines() if line.strip()
+        ]
+        lists.append([questions[i] for i in rng.permutation(len(questions))])
+    mixed = []
+    for position in range(max((len(items) for items in lists), default=0)):
+        mixed.extend(items[position] for items in lists if position < len(items))
+    return mixed
+
+
+def copy_of(document: Document, copy: int) -> Document:
+    """Copy `copy` of a base document: copy 0 is the original; others get their own doc_id and title."""
+    if copy == 0:
+        return document
+    return document.model_copy(
+        update={"doc_id": f"{document.doc_id}~{copy}", "title": f"{document.title} [{copy}]".strip()}
+    )
+
+
+def build_plan(
+    documents: Sequence[Document], chunk_counts: Sequence[int], target: int
+) -> Iterator[tuple[int, list[Document], int]]:
+    """(copy, documents, their chunks) for each `Indexer.add` call until `target` chunks are planned.
+
+    A call holds about COMMIT_EVERY_CHUNKS chunks of one copy, as `Indexer.add` batches a large upload
+    (one commit per call), so each call's time is one commit's, and the encoder's salt is per call."""
+    if not any(chunk_counts):
+        raise SystemExit("The corpus yields no chunks.")
+    planned, copy = 0, 0
+    while planned < target:
+        group: list[Document] = []
+        group_chunks = 0
+        for document, chunks in zip(documents, chunk_counts, strict=True):
+            if chunks == 0:
+                continue
+            group.append(copy_of(document, copy))
+            group_chunks += chunks
+            planned += chunks
+            if group_chunks >= COMMIT_EVERY_CHUNKS or planned >= target:
+                yield copy, group, group_chunks
+                group, group_chunks = [], 0
+                if planned >= target:
+                    return
+        if group:
+            yield copy, group, group_chunks
+        copy += 1
+
+
+def slice_rates(steps: Sequence[tuple[int, float]], slices: int = SLICES) -> list[float]:
+    """Chunks per second in each of `slices` equal slices of the build, from (chunks, seconds) per step.
+
+    A step that straddles a slice boundary counts in both slices, in proportion to its chunks."""
+    total = sum(chunks for chunks, _ in steps)
+    chunks_in = [0.0] * slices
+    seconds_in = [0.0] * slices
+    start = 0
+    for chunks, seconds in steps:
+        end = start + chunks
+        for i in range(slices):
+            overlap = min(end, total * (i + 1) / slices) - max(start, total * i / slices)
+            if overlap > 0:
+                chunks_in[i] += overlap
+                seconds_in[i] += seconds * overlap / chunks
+        start = end
+    return [c / s if s > 0 else math.nan for c, s in zip(chunks_in, seconds_in, strict=True)]
+
+
+# -- building (or reusing) an index ------------------------------------------------------------------
+
+
+def manifest_for(encoder: HashEncoder, chunker: Chunker) -> Manifest:
+    return Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
+
+
+def record_key(target: int, corpus: Corpus, chunker: Chunker) -> dict[str, Any]:
+    """What a cached index must match to be reused (besides the code that built it)."""
+    return {
+        "bench_format": BENCH_FORMAT,
+        "target_chunks": target,
+        "corpus": {"kind": corpus.kind, "sha256": corpus.sha256},
+        "encoder": HashEncoder().name,
+        "chunking": chunker.settings.model_dump(),
+        "store_format": getattr(store_module, "FORMAT_VERSION", None),
+        "commit_every_chunks": COMMIT_EVERY_CHUNKS,
+    }
+
+
+def code_fingerprint() -> dict[str, Any]:
+    """The code an index was built by: git HEAD, and a hash of index/ as it is on disk (uncommitted edits
+    included, since the figures are those of the working tree)."""
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "index").rglob("*.py")):
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\x00" + path.read_bytes())
+    head = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        head = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return {"git_head": head, "index_source_sha256": digest.hexdigest()}
+
+
+def ensure_index(
+    directory: Path,
+    target: int,
+    corpus: Corpus,
+    chunker: Chunker,
+    *,
+    rebuild: bool,
+    reuse_stale: bool,
+    max_build_seconds: float,
+    console: Console,
+) -> dict[str, Any]:
+    """The record of an index of `target` chunks in `directory`: reused when its record matches, else built."""
+    key, code = record_key(target, corpus, chunker), code_fingerprint()
+    record = _read_record(directory)
+    if record is not None and not rebuild and record.get("key") == key and record.get("complete"):
+        if record.get("code") == code:
+            logger.info("Reusing %s (built %s)", directory, record["built_at"])
+            return {**record, "reused": True}
+        if reuse_stale:
+            logger.warning(
+                "Reusing %s although index/ changed since it was built (--reuse-stale): its ingest figures "
+                "are those of the code that built it (%s).",
+                directory,
+                record["code"],
+            )
+            return {**record, "reused": True}
+        logger.info("index/ changed since %s was built: rebuilding (--reuse-stale keeps it).", directory)
+    elif record is not None and not rebuild:
+        logger.info("The index in %s is incomplete or was built for other settings: rebuilding.", directory)
+    _clear(directory)
+    return _build(directory, target, corpus, chunker, key, code, max_build_seconds, console)
+
+
+def _read_record(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clear(directory: Path) -> None:
+    if not directory.exists():
+        return
+    database = getattr(store_module, "DATABASE_FILE", "citeqa.sqlite3")
+    # Only a folder this benchmark made (or an index) is removed: a mistyped --cache-dir must not cost data.
+    if not (
+        (directory / RECORD_FILE).exists() or (directory / database).exists() or not any(directory.iterdir())
+    ):
+        raise SystemExit(f"{directory} exists and is not a benchmark index; choose another --cache-dir.")
+    shutil.rmtree(directory)
+
+
+def _build(
+    directory: Path,
+    target: int,
+    corpus: Corpus,
+    chunker: Chunker,
+    key: dict[str, Any],
+    code: dict[str, Any],
+    max_build_seconds: float,
+    console: Console,
+) -> dict[str, Any]:
+    encoder = HashEncoder()
+    chunk_counts = [len(chunker.split(document)) for document in corpus.documents]
+    _warm_up_ingest(corpus.documents[:20], chunker)
+    # Per Indexer.add call: chunks, then wall and CPU seconds with the encoder's excluded. CPU time (of the
+    # whole process) is what the wall time would be on a quiet machine for this single-threaded work, and
+    # stays comparable when other processes load it; the wall time also holds the fsyncs' waits.
+    steps: list[tuple[int, float, float]] = []
+    documents = chunks = 0
+    stopped = False
+    started = time.perf_counter()
+    store = IndexStore.open(directory, manifest_for(encoder, chunker))
+    try:
+        indexer = Indexer(store, encoder, chunker)
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("chunks · {task.fields[rate]} chunks/s (embedding excluded)"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"build {target:,}", total=target, rate="–")
+            for copy, group, _ in build_plan(corpus.documents, chunk_counts, target):
+                encoder.salt = f"copy-{copy}"
+                encoded_before, encoded_cpu_before = encoder.seconds, encoder.cpu_seconds
+                call_started, cpu_started = time.perf_counter(), time.process_time()
+                results = indexer.add(group)
+                wall, cpu = time.perf_counter() - call_started, time.process_time() - cpu_started
+                added = sum(result.chunks for result in results)
+                if any(result.status != "added" for result in results):
+                    raise RuntimeError(f"{directory}: a planned document was already in the index.")
+                steps.append(
+                    (
+                        added,
+                        wall - (encoder.seconds - encoded_before),
+                        cpu - (encoder.cpu_seconds - encoded_cpu_before),
+                    )
+                )
+                documents += len(results)
+                chunks += added
+                progress.update(task, advance=added, rate=f"{added / max(steps[-1][1], 1e-9):,.0f}")
+                if max_build_seconds and time.perf_counter() - started > max_build_seconds:
+                    stopped = True
+                    logger.warning(
+                        "Build of %s stopped by --max-build-seconds at %d chunks.", directory, chunks
+                    )
+                    break
+    finally:
+        store.close()
+    record = {
+        "key": key,
+        "code": code,
+        "complete": not stopped,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "documents": documents,
+        "chunks": chunks,
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "store_seconds": round(sum(wall for _, wall, _ in steps), 2),
+        "store_cpu_seconds": round(sum(cpu for _, _, cpu in steps), 2),
+        "encoder_seconds": round(encoder.seconds, 2),
+        "commits": len(steps),
+        "ingest_slices_chunks_per_s": [
+            round(rate, 1) for rate in slice_rates([(n, wall) for n, wall, _ in steps])
+        ],
+        "ingest_slices_chunks_per_cpu_s": [
+            round(rate, 1) for rate in slice_rates([(n, cpu) for n, _, cpu in steps])
+        ],
+        "steps": [[n, round(wall, 4), round(cpu, 4)] for n, wall, cpu in steps],
+        "loadavg_after": os.getloadavg(),
+    }
+    temporary = directory / f".{RECORD_FILE}.tmp"
+    temporary.write_text(json.dumps(record, indent=1))
+    os.replace(temporary, directory / RECORD_FILE)
+    return {**record, "reused": False}
+
+
+def _warm_up_ingest(documents: Sequence[Document], chunker: Chunker) -> None:
+    # What the ingest path loads on first use (jieba's dictionary, ~1 s) would otherwise be charged to the
+    # first slice of the build, and at 10k chunks that is a large part of it.
+    with tempfile.TemporaryDirectory(prefix="bench-warmup-") as folder:
+        encoder = HashEncoder()
+        store = IndexStore.open(Path(folder), manifest_for(encoder, chunker))
+        try:
+            Indexer(store, encoder, chunker).add(documents)
+        finally:
+            store.close()
+
+
+def disk_usage(directory: Path) -> dict[str, float]:
+    """Bytes on disk of the index folder (apparent sizes), in MiB: all, the SQLite files, the rest."""
+    sizes = {"total": 0, "sqlite": 0}
+    for path in directory.rglob("*"):
+        if path.is_file() and path.name != RECORD_FILE:
+            size = path.stat().st_size
+            sizes["total"] += size
+            if ".sqlite3" in path.name:
+                sizes["sqlite"] += size
+    return {
+        "total_mib": sizes["total"] / 2**20,
+        "sqlite_mib": sizes["sqlite"] / 2**20,
+        "other_mib": (sizes["total"] - sizes["sqlite"]) / 2**20,
+    }
+
+
+# -- measuring in a serving-like process -------------------------------------------------------------
+
+
+def run_worker(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run `measure_serving(spec)` in a fresh process, so that its peak RSS is that of a server that opens
+    the index and answers questions, not the build's."""
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
+        spec_path, out_path = Path(folder) / "spec.json", Path(folder) / "out.json"
+        spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)]
+        subprocess.run(command, check=True, timeout=timeout_s, cwd=PROJECT_ROOT)
+        return json.loads(out_path.read_text())
+
+
+def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:
+    """Open the index, search, write, search again, check recall, then search with the real model."""
+    settings = get_settings()
+    encoder = HashEncoder()
+    chunker = Chunker(**spec["chunking"])
+    questions: list[str] = spec["questions"]
+    max_seconds: float = spec["max_seconds"]
+    result: dict[str, Any] = {"rss_start_mib": _vm_hwm_mib()}
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    store = IndexStore.open(Path(spec["index"]), manifest_for(encoder, chunker))
+    result["open_s"] = time.perf_counter() - started
+    result["open_cpu_s"] = time.process_time() - cpu_started
+    result["documents"], result["chunks"] = store.counts()
+    started = time.perf_counter()
+    translator = load_translator(settings) if spec["translator"] else None
+    result["translator_load_s"] = time.perf_counter() - started
+    weights = settings.ranking_weights()
+    searcher = Searcher(store, encoder, weights, translator)
+    indexer = Indexer(store, encoder, chunker)
+    _remove_probes(store)
+
+    # The first search of a fresh process builds whatever the store builds lazily (today: BM25).
+    started, cpu_started = time.perf_counter(), time.process_time()
+    searcher.search(questions[0], top_k=TOP_K, mode="hybrid")
+    result["first_search_s"] = time.perf_counter() - started
+    result["first_search_cpu_s"] = time.process_time() - cpu_started
+    # Warm-up questions are others than the timed ones, so that nothing a search may cache flatters them.
+    searches = spec["searches"]
+    timed, warmup = questions[:searches], questions[searches : searches + spec["warmup"]]
+    for question in warmup:
+        searcher.search(question, top_k=TOP_K, mode="hybrid")
+    result["excluded"] = _timed_searches(searcher, timed, max_seconds)
+    result["rss_search_mib"] = _vm_hwm_mib()
+
+    probe = Document.model_validate(spec["probe"])
+    encoder.salt = "probe"
+    result["writes"] = _measure_writes(
+        store, indexer, searcher, probe, questions, spec["write_reps"], max_seconds
+    )
+    result["rss_writes_mib"] = _vm_hwm_mib()
+
+    result["recall"] = _measure_recall(
+        store, encoder.encode_queries(questions[: spec["recall_queries"]]), Path(spec["index"]), max_seconds
+    )
+
+    result["included"] = None
+    if spec["model"]:
+        started = time.perf_counter()
+        model = load_encoder(settings)
+        result["model_load_s"] = time.perf_counter() - started
+        if model.dimension != store.manifest.dimension:
+            logger.warning(
+                "The configured model has dimension %d, the bench index %d: encoding-included search skipped.",
+                model.dimension,
+                store.manifest.dimension,
+            )
+        else:
+            real = Searcher(store, model, weights, translator)
+            # Each timed question is encoded once, untimed, first: a server that has run a while has seen
+            # inputs of every length, and torch may prepare work per input shape. Nothing caches vectors.
+            _timed(lambda question: model.encode_queries([question]), timed, max_seconds)
+            for question in warmup:
+                real.search(question, top_k=TOP_K, mode="hybrid")
+            # The embedding alone, to tell the model's share of an encoding-included search.
+            result["encode_only"] = _timed(
+                lambda question: model.encode_queries([question]), timed, max_seconds
+            )
+            result["included"] = _timed_searches(real, timed, max_seconds)
+        result["rss_with_model_mib"] = _vm_hwm_mib()
+    store.close()
+    result["loadavg_end"] = os.getloadavg()
+    return result
+
+
+def _timed(call: Callable[[str], object], questions: Sequence[str], max_seconds: float) -> dict[str, Any]:
+    """Wall and CPU time (of the whole process) of `call` per question, in ms, until the questions or
+    `max_seconds` run out."""
+    times: list[float] = []
+    cpu_times: list[float] = []
+    phase_started = time.perf_counter()
+    for question in questions:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        call(question)
+        times.append((time.perf_counter() - started) * 1000)
+        cpu_times.append((time.process_time() - cpu_started) * 1000)
+        if time.perf_counter() - phase_started > max_seconds:
+            logger.warning(
+                "Phase stopped by --max-seconds after %d of %d questions.", len(times), len(questions)
+            )
+            break
+    values, cpu = np.array(times), np.array(cpu_times)
+    return {
+        "n": len(times),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "mean_ms": float(values.mean()),
+        "max_ms": float(values.max()),
+        "cpu_p50_ms": float(np.percentile(cpu, 50)),
+        "cpu_p95_ms": float(np.percentile(cpu, 95)),
+    }
+
+
+def _timed_searches(searcher: Searcher, questions: Sequence[str], max_seconds: float) -> dict[str, Any]:
+    return _timed(
+        lambda question: searcher.search(question, top_k=TOP_K, mode="hybrid"), questions, max_seconds
+    )
+
+
+def _remove_probes(store: IndexStore) -> None:
+    # A run killed between adding and deleting its probe leaves it behind; the index must hold N chunks.
+    for summary in store.list_documents():
+        if summary.doc_id.startswith(PROBE_PREFIX):
+            logger.info("Removing a probe document left by an interrupted run: %s", summary.doc_id)
+            store.delete(summary.doc_id)
+
+
+def _measure_writes(
+    store: IndexStore,
+    indexer: Indexer,
+    searcher: Searcher,
+    probe: Document,
+    questions: Sequence[str],
+    reps: int,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Add a small document, time the next search, delete the document: `reps` times.
+
+    The probe is deleted again so that the cached index keeps its size for the next run."""
+    add_s, search_s, search_cpu_s, delete_s = [], [], [], []
+    phase_started = time.perf_counter()
+    for rep in range(reps):
+        document = probe.model_copy(
+            update={"doc_id": f"{PROBE_PREFIX}{rep}", "title": f"{probe.title} probe {rep}"}
+        )
+        started = time.perf_counter()
+        indexer.add([document])
+        add_s.append(time.perf_counter() - started)
+        question = questions[rep % len(questions)]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        searcher.search(question, top_k=TOP_K, mode="hybrid")
+        search_s.append(time.perf_counter() - started)
+        search_cpu_s.append(time.process_time() - cpu_started)
+        started = time.perf_counter()
+        store.delete(document.doc_id)
+        delete_s.append(time.perf_counter() - started)
+        if time.perf_counter() - phase_started > max_seconds:
+            logger.warning("Write phase stopped by --max-seconds after %d of %d repetitions.", rep + 1, reps)
+            break
+    searcher.search(questions[0], top_k=TOP_K, mode="hybrid")  # leave the process as warm as it was
+    return {
+        "n": len(add_s),
+        "first_search_after_add_s": float(np.median(search_s)),
+        "first_search_after_add_cpu_s": float(np.median(search_cpu_s)),
+        "add_small_document_s": float(np.median(add_s)),
+        "delete_small_document_s": float(np.median(delete_s)),
+        "all_first_search_after_add_s": search_s,
+    }
+
+
+def _store_top_k(store: IndexStore, queries: np.ndarray, k: int) -> np.ndarray:
+    """The ids of the `k` chunks the store's own chunk-vector search finds for each query.
+
+    The store has no public top-k vector search yet (`IndexStore.score` returns every chunk's blend of
+    signals), so this reads the documented internal `store._vectors["chunks"]`: the FAISS index the store
+    searches for chunk similarity (today an exact IndexFlatIP behind an IndexIDMap2). When the rework
+    brings a vector-index interface with a top-k search, point this function at it: it is the only place
+    that reaches inside the store."""
+    with store.snapshot():
+        _, ids = store._vectors["chunks"].search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return ids
+
+
+def _stored_chunk_vectors(directory: Path, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every chunk as SQLite holds them: the store's source of truth (index/store.py)."""
+    database = directory / getattr(store_module, "DATABASE_FILE", "citeqa.sqlite3")
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        count = connection.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        ids = np.empty(count, dtype=np.int64)
+        vectors = np.empty((count, dimension), dtype=np.float32)
+        for row, (chunk_id, blob) in enumerate(
+            connection.execute("SELECT id, vector FROM chunks ORDER BY id")
+        ):
+            ids[row] = chunk_id
+            vectors[row] = np.frombuffer(blob, dtype=np.float32)
+    finally:
+        connection.close()
+    return ids, vectors
+
+
+def _measure_recall(
+    store: IndexStore, queries: np.ndarray, directory: Path, max_seconds: float
+) -> dict[str, Any]:
+    """recall@10 of the store's chunk-vector search against exact numpy search over the same stored vectors.
+
+    A chunk the store returns counts as found when its exact score reaches the exact 10th best (within
+    TIE_TOLERANCE), so that ties at the cut do not count as misses."""
+    started = time.perf_counter()
+    found = _store_top_k(store, queries, RECALL_K)
+    store_s = time.perf_counter() - started
+    ids, vectors = _stored_chunk_vectors(directory, store.manifest.dimension)
+    k = min(RECALL_K, len(ids))
+    hits = []
+    for query, returned in zip(queries, found, strict=True):
+        scores = vectors @ query
+        kth = np.partition(scores, -k)[-k]
+        rows = np.searchsorted(ids, returned)
+        known = (returned >= 0) & (rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == returned)
+        good = known & (scores[np.minimum(rows, len(ids) - 1)] >= kth - TIE_TOLERANCE)
+        hits.append(min(int(good.sum()), k) / k)
+        if time.perf_counter() - started > max_seconds:
+            logger.warning("Recall stopped by --max-seconds after %d queries.", len(hits))
+            break
+    return {
+        "queries": len(hits),
+        "recall_at_10": float(np.mean(hits)),
+        "store_search_ms_per_query": store_s * 1000 / max(len(queries), 1),
+        "exact_vectors": len(ids),
+    }
+
+
+def _vm_hwm_mib() -> float:
+    """Peak resident memory of this process so far (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+# -- the report --------------------------------------------------------------------------------------
+
+# (key, label): the rows of the table, one column per index size; the JSON rows carry the same keys.
+METRICS: list[tuple[str, str]] = [
+    ("chunks", "chunks"),
+    ("documents", "documents"),
+    ("build_s", "build time (s, embedding included)"),
+    ("ingest_first_slice", "ingest, first 10% (chunks/s, embedding excluded)"),
+    ("ingest_last_slice", "ingest, last 10% (chunks/s, embedding excluded)"),
+    ("ingest_first_slice_cpu", "ingest, first 10% (chunks per CPU-second)"),
+    ("ingest_last_slice_cpu", "ingest, last 10% (chunks per CPU-second)"),
+    ("search_excluded_p50_ms", "search p50, encoding excluded (ms)"),
+    ("search_excluded_p95_ms", "search p95, encoding excluded (ms)"),
+    ("search_excluded_cpu_p50_ms", "search p50, encoding excluded, CPU time (ms)"),
+    ("search_excluded_cpu_p95_ms", "search p95, encoding excluded, CPU time (ms)"),
+    ("search_included_p50_ms", "search p50, encoding included (ms)"),
+    ("search_included_p95_ms", "search p95, encoding included (ms)"),
+    ("first_search_after_write_s", "first search after adding a document (s, median)"),
+    ("first_search_after_write_cpu_s", "first search after adding a document, CPU time (s, median)"),
+    ("add_small_document_s", "adding one small document (s, median)"),
+    ("open_s", "open the index in a fresh process (s)"),
+    ("first_search_s", "first search of a fresh process (s)"),
+    ("peak_rss_mib", "peak RSS of the serving process (MiB)"),
+    ("disk_mib", "index on disk (MiB)"),
+    ("recall_at_10", "recall@10, chunk vectors vs exact"),
+    ("loadavg_1min", "machine load average (1 min) when measuring began"),
+]
+
+
+def make_row(record: dict[str, Any], disk: dict[str, float], served: dict[str, Any] | None) -> dict[str, Any]:
+    slices, cpu_slices = record["ingest_slices_chunks_per_s"], record["ingest_slices_chunks_per_cpu_s"]
+    row: dict[str, Any] = {key: None for key, _ in METRICS}
+    row.update(
+        chunks=record["chunks"],
+        documents=record["documents"],
+        build_s=record["build_seconds"],
+        ingest_first_slice=slices[0],
+        ingest_last_slice=slices[-1],
+        ingest_first_slice_cpu=cpu_slices[0],
+        ingest_last_slice_cpu=cpu_slices[-1],
+        ingest_slices_chunks_per_s=slices,
+        ingest_slices_chunks_per_cpu_s=cpu_slices,
+        disk_mib=disk["total_mib"],
+        disk=disk,
+        build=record,
+        serving=served,
+    )
+    if served is None:
+        return row
+    included = served.get("included")
+    row.update(
+        search_excluded_p50_ms=served["excluded"]["p50_ms"],
+        search_excluded_p95_ms=served["excluded"]["p95_ms"],
+        search_excluded_cpu_p50_ms=served["excluded"]["cpu_p50_ms"],
+        search_excluded_cpu_p95_ms=served["excluded"]["cpu_p95_ms"],
+        search_included_p50_ms=included["p50_ms"] if included else None,
+        search_included_p95_ms=included["p95_ms"] if included else None,
+        first_search_after_write_s=served["writes"]["first_search_after_add_s"],
+        first_search_after_write_cpu_s=served["writes"]["first_search_after_add_cpu_s"],
+        add_small_document_s=served["writes"]["add_small_document_s"],
+        open_s=served["open_s"],
+        first_search_s=served["first_search_s"],
+        # Before the model is loaded: the memory of serving with this store, whichever encoder it has.
+        peak_rss_mib=served["rss_writes_mib"],
+        recall_at_10=served["recall"]["recall_at_10"],
+        loadavg_1min=served["loadavg_start"][0],
+    )
+    return row
+
+
+def _format(key: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if key in ("chunks", "documents"):
+        return f"{value:,}"
+    if key == "recall_at_10":
+        return f"{value:.3f}"
+    if key == "loadavg_1min":
+        return f"{value:.1f}"
+    if key.endswith("_ms"):
+        return f"{value:.1f}"
+    if key.endswith("_s"):
+        return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    return f"{value:,.0f}"
+
+
+def print_tables(rows: Sequence[dict[str, Any]], output: str, console: Console) -> None:
+    sizes = [f"{row['build']['key']['target_chunks']:,}" for row in rows]
+    slice_labels = [f"{10 * i}–{10 * (i + 1)}%" for i in range(SLICES)]
+    main = [(label, [_format(key, row[key]) for row in rows]) for key, label in METRICS]
+    slices = [
+        (
+            label,
+            [
+                f"{_format('rate', row['ingest_slices_chunks_per_s'][i])} "
+                f"({_format('rate', row['ingest_slices_chunks_per_cpu_s'][i])})"
+                for row in rows
+            ],
+        )
+        for i, label in enumerate(slice_labels)
+    ]
+    slices_title = "ingest per 10% slice: chunks/s (chunks per CPU-second), embedding excluded"
+    if output == "markdown":
+        for title, lines in (("metric", main), (slices_title, slices)):
+            print(f"| {title} | " + " | ".join(f"N = {size}" for size in sizes) + " |")
+            print("|---|" + "---:|" * len(sizes))
+            for label, values in lines:
+                print(f"| {label} | " + " | ".join(values) + " |")
+            print()
+        return
+    for title, lines in (("Scale benchmark", main), (slices_title, slices)):
+        table = Table(title=title)
+        table.add_column("metric" if lines is main else "slice of the build")
+        for size in sizes:
+            table.add_column(f"N = {size}", justify="right")
+        for label, values in lines:
+            table.add_row(label, *values)
+        console.print(table)
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "loadavg_start": os.getloadavg(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+DESCRIPTION = """\
+Scale benchmark for issue 14: builds synthetic indexes of N chunks and measures search, writes, ingest,
+memory and disk at each size, so that a rework of the store can be compared with today's.
+
+Indexes. The extbench corpus (../shared/bench/extbench/corpus.jsonl: CMRC 2018 + XQuAD, CC BY-SA 4.0)
+is repeated until N chunks are stored; each copy's documents get their own doc_id and title suffix. Without
+../shared the bundled sample report (data/sample/) is repeated (--corpus picks one). Chunking is that of the
+settings (CITEQA_CHUNK_SIZE/OVERLAP). Vectors come from a free deterministic encoder: random unit vectors of
+dimension 384 keyed by a hash of the text and the copy, so that only the store and the ranking count.
+Documents go in through Indexer.add in calls of about COMMIT_EVERY_CHUNKS chunks (one commit each).
+Each index is built once into CACHE_DIR/scale-N and reused while its record matches (same N, corpus,
+chunking, encoder, store format and the same index/ source); --rebuild forces a new build.
+
+Measured per size:
+  build time               wall time of the whole build, embedding included (the encoder is nearly free).
+  ingest per 10% slice     chunks per second in each tenth of the build, the encoder's time subtracted.
+  search p50/p95           hybrid searches (top_k 5) of extbench questions (CMRC zh, XQuAD zh and XQuAD en
+                           in turn; sample: its dev questions) after a warm-up, in a fresh process that
+                           opened the index as a server does (with the CC-CEDICT translator unless
+                           --no-translator). "Encoding excluded": the question is embedded by the free
+                           encoder. "Encoding included": by the configured model (citeqa.wiring.load_encoder;
+                           --no-model skips it).
+  first search after write a small document is added (Indexer.add), the next search is timed, the
+                           document is deleted; the median of --write-reps. The add's own time is shown too.
+  open, first search       opening the index in the fresh process, and its first search (lazy builds).
+  peak RSS                 VmHWM of that process after the searches and writes, before the model is loaded
+                           (the build's memory does not count).
+  index on disk            bytes of the index folder.
+  recall@10                the store's chunk-vector search against exact numpy search over the vectors
+                           SQLite holds, for --recall-queries random query vectors (1.000 for today's exact
+                           FAISS; meaningful once an approximate index exists).
+
+Examples:
+  .venv/bin/python bench/scale.py                                 # 10k and 100k, real model included
+  .venv/bin/python bench/scale.py --chunks 10000 --json var/bench/scale.json --format markdown
+  .venv/bin/python bench/scale.py --chunks 2000 --corpus sample --no-model --searches 50   # smoke run
+"""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/scale.py", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        metavar="N",
+        help="index sizes in chunks (default: 10000 100000; 1000000 is possible but not on today's store)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=["auto", "extbench", "sample"],
+        default="auto",
+        help="text to repeat: extbench, the bundled sample report, or extbench when present (default)",
+    )
+    parser.add_argument(
+        "--extbench",
+        type=Path,
+        default=DEFAULT_EXTBENCH,
+        help=f"extbench folder (default {DEFAULT_EXTBENCH})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="where the indexes are built, as scale-N (default var/bench)",
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="build every index anew, even when a cached one matches"
+    )
+    parser.add_argument(
+        "--reuse-stale",
+        action="store_true",
+        help="reuse a cached index although index/ changed since it was built (its ingest figures stay the old code's)",
+    )
+    parser.add_argument("--searches", type=int, default=200, help="timed searches per mode (default 200)")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="untimed searches before each timed series (default 5)"
+    )
+    parser.add_argument(
+        "--write-reps",
+        type=int,
+        default=3,
+        help="add/search/delete repetitions for the first search after a write (default 3)",
+    )
+    parser.add_argument(
+        "--recall-queries", type=int, default=100, help="query vectors for recall@10 (default 100)"
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=300.0,
+        help="time bound of each measuring phase (searches, writes, recall); a phase stops early past it (default 300)",
+    )
+    parser.add_argument(
+        "--max-build-seconds",
+        type=float,
+        default=0.0,
+        help="stop a build past this many seconds (0: no bound); a stopped build is reported but not measured or reused",
+    )
+    parser.add_argument(
+        "--no-model", action="store_true", help="skip the encoding-included searches (no real model)"
+    )
+    parser.add_argument(
+        "--no-translator",
+        action="store_true",
+        help="serve without the CC-CEDICT translator (faster start; not as served)",
+    )
+    parser.add_argument("--seed", type=int, default=2018, help="seed of the question order (default 2018)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure as JSON to PATH")
+    parser.add_argument(
+        "--format", choices=["rich", "markdown"], default="rich", help="table output (default rich)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: the measuring subprocess
+    args = parser.parse_args(argv)
+    if any(n < 1 for n in args.chunks) or args.searches < 1 or args.write_reps < 1 or args.recall_queries < 1:
+        parser.error("--chunks, --searches, --write-reps and --recall-queries must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    if not args.verbose:
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
+    if args.worker is not None:
+        spec = json.loads(args.worker.read_text())
+        Path(spec["out"]).write_text(json.dumps(measure_serving(spec)))
+        return 0
+
+    machine = machine_info()
+    logger.info(
+        "%d cores (%s), %.1f GiB RAM, load average %.2f %.2f %.2f",
+        machine["nproc"],
+        machine["cpu_model"],
+        machine["memory_gib"],
+        *machine["loadavg_start"],
+    )
+    corpus = load_corpus(args.corpus, args.extbench, args.seed)
+    settings = get_settings()
+    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+    logger.info(
+        "Corpus %s: %d documents repeated; %d questions available",
+        corpus.kind,
+        len(corpus.documents),
+        len(corpus.questions),
+    )
+    probe_source = next(document for document in corpus.documents if len(document.text) >= PROBE_CHARS)
+    probe = probe_source.model_copy(update={"text": probe_source.text[:PROBE_CHARS], "page_map": []})
+    rows = []
+    for target in args.chunks:
+        directory = args.cache_dir / f"scale-{target}"
+        record = ensure_index(
+            directory,
+            target,
+            corpus,
+            chunker,
+            rebuild=args.rebuild,
+            reuse_stale=args.reuse_stale,
+            max_build_seconds=args.max_build_seconds,
+            console=console,
+        )
+        logger.info(
+            "%s: %d chunks, %d documents, %s in %.0f s",
+            directory,
+            record["chunks"],
+            record["documents"],
+            "reused, built" if record["reused"] else "built",
+            record["build_seconds"],
+        )
+        disk = disk_usage(directory)
+        served = None
+        if record["complete"]:
+            spec = {
+                "index": str(directory),
+                "chunking": chunker.settings.model_dump(),
+                # Timed questions first, then the warm-up ones; a short list (the sample's) is cycled.
+                "questions": [
+                    corpus.questions[i % len(corpus.questions)]
+                    for i in range(max(args.searches + args.warmup, args.recall_queries))
+                ],
+                "searches": args.searches,
+                "warmup": args.warmup,
+                "write_reps": args.write_reps,
+                "recall_queries": args.recall_queries,
+                "max_seconds": args.max_seconds,
+                "model": not args.no_model,
+                "translator": not args.no_translator,
+                "probe": probe.model_dump(),
+            }
+            loadavg_before = os.getloadavg()
+            served = run_worker(spec, timeout_s=5 * args.max_seconds + 900)
+            served["loadavg_start"] = loadavg_before
+        if code_fingerprint() != record["code"]:
+            logger.warning(
+                "index/ changed while %s was built or measured (others editing the tree?): its figures mix code.",
+                directory,
+            )
+        rows.append(make_row(record, disk, served))
+    print_tables(rows, args.format, Console())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "benchmark": "bench/scale.py",
+            "bench_format": BENCH_FORMAT,
+            "command": [Path(sys.argv[0]).as_posix(), *sys.argv[1:]],
+            "machine": machine,
+            "code": code_fingerprint(),
+            "corpus": {"kind": corpus.kind, "paths": [str(p) for p in corpus.paths], "sha256": corpus.sha256},
+            "metrics": dict(METRICS),
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+        logger.info("Wrote %s", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The storage seam: documents, vectors and keywords, each behind its own interface."""

@@ -1,0 +1,695 @@
+"""Vector search behind an interface: exact while it is fast enough, approximate (HNSW) past a measured size.
+
+`VectorIndex` is what a store needs from a vector backend (a second backend, e.g. Milvus, implements the
+same protocol); `FaissVectorIndex` is the in-process FAISS implementation, with `save`/`load` to one file.
+`choose_spec` says which index a collection of a given size should have; `fit_to_size` rebuilds an index
+under that spec from its own vectors, which the store does on load and on reindex.
+
+Ids are the caller's int64 ids (≥ 0; FAISS uses -1 for "no result"). Scores are inner products: cosine
+similarity when the vectors are normalised, as every encoder of this project makes them.
+
+The thresholds and defaults below were measured with `bench/vectors.py` (the table and the reasons are in
+its docstring and in the report of issue 14); change them only with a new measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
+
+# -- measured thresholds (bench/vectors.py, 2-core machine, dimension 384) ------------------------------
+
+# An exact (flat) scan costs about n·d multiply-adds, ~10 µs per thousand scalars here... see
+# bench/vectors.py: flat search p50 reaches ~5 ms (one thread) at 50,000 vectors of 384 dimensions. Past
+# that, HNSW answers the same questions in well under a millisecond with recall@10 ≥ 0.98.
+FLAT_MAX_SCALARS = 50_000 * 384
+# Once approximate, go back to flat only below this share of the threshold: a collection that hovers
+# around the threshold must not rebuild its graph (about a minute at the threshold) on every other write.
+FLAT_RETURN_SHARE = 0.5
+# Allowed sets of at most this many scalars (|allowed|·d) are scored exactly: 10,000 vectors of 384
+# dimensions cost ~4 ms (random reads of their codes, ~0.4 µs a vector), less than a filtered graph search
+# of a small share (5-17 ms, with recall falling below ~1% of the index), and miss nothing; past ~20,000
+# the filtered graph is faster (bench/vectors.py, "allowed" table).
+EXACT_SUBSET_MAX_SCALARS = 10_000 * 384
+# An HNSW index rebuilds itself once removed vectors reach this share of its nodes: tombstones still
+# route searches (so recall holds), but each costs memory and a little search time.
+COMPACT_SHARE = 0.2
+# An exact search among `allowed` scans every code in place (skipping the others) once they are at least
+# 1/SCAN_SHARE of the index; below, it copies the chosen codes, which costs more per vector but not per index.
+SCAN_SHARE = 8
+# The largest efSearch a filtered search raises itself to (tombstones or a large `allowed` set).
+MAX_EF_SEARCH = 4096
+# Scalar quantiser training: at most this many vectors (evenly spread) are read for the per-dimension
+# ranges; below SQ_MARGIN_BELOW vectors the ranges are widened by SQ_MARGIN of their width on each side,
+# because extremes seen in a small sample understate those of the vectors added later (which would be
+# clipped).
+SQ_TRAIN_SAMPLE = 65_536
+SQ_MARGIN_BELOW = 10_000
+SQ_MARGIN = 0.1
+# Vectors decoded and re-added per step when rebuilding: bounds the extra memory of a rebuild.
+REBUILD_BATCH = 65_536
+
+FILE_MAGIC = b"CITEQA-VECTORS\n"
+FILE_FORMAT = 1
+
+_QUANTIZERS = {"sq8": faiss.ScalarQuantizer.QT_8bit, "fp16": faiss.ScalarQuantizer.QT_fp16}
+
+
+class IndexSpec(BaseModel):
+    """Which index to build and how: what the store records in its manifest.
+
+    `m`, `ef_construction` and `ef_search` matter only for `kind="hnsw"` (flat ignores them). The defaults
+    are those measured best for this project's vectors (bench/vectors.py): recall@10 ≥ 0.98 against exact
+    search at the lowest latency.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["flat", "hnsw"] = "flat"
+    storage: Literal["fp32", "sq8", "fp16"] = Field(
+        default="fp32",
+        description="How vectors are stored: fp32 exact; fp16 half the memory, scores within ~1e-3; "
+        "sq8 a quarter, scores within ~1e-2 (recall@10 about 0.99 of fp32's).",
+    )
+    m: int = Field(default=32, ge=4, le=128, description="HNSW links per node (memory: 8·m bytes a vector).")
+    ef_construction: int = Field(default=100, ge=8, le=2048, description="HNSW build-time beam width.")
+    ef_search: int = Field(default=64, ge=1, le=MAX_EF_SEARCH, description="HNSW search beam width.")
+
+    def describe(self) -> str:
+        if self.kind == "flat":
+            return f"flat/{self.storage}"
+        return f"hnsw(M={self.m}, efC={self.ef_construction}, efS={self.ef_search})/{self.storage}"
+
+
+# The approximate spec `choose_spec` picks past the threshold (see bench/vectors.py for why these values).
+DEFAULT_HNSW_SPEC = IndexSpec(kind="hnsw", storage="fp16", m=32, ef_construction=100, ef_search=128)
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Top-k inner-product search over vectors keyed by int64 ids; what a store calls.
+
+    Implementations are not safe for concurrent writes, nor for a search during a write: the store
+    serialises them.
+    """
+
+    @property
+    def spec(self) -> IndexSpec: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int:
+        """The number of live vectors (removed ones excluded)."""
+        ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add `vectors` (n × dimension, float32) under `ids` (n distinct int64 ≥ 0, none already live).
+
+        Raises ValueError without changing anything when the shapes, ids or values are wrong."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the vectors of `ids`; ids not held are ignored. Returns how many were removed."""
+        ...
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (ids, scores) of at most `k` live vectors with the highest inner product with `query`,
+        best first; only among `allowed` ids when given (ids not held are ignored)."""
+        ...
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (decoded: exact for fp32), in that order, to score candidates
+        found by other signals. Raises KeyError if any id is not live."""
+        ...
+
+    def ids(self) -> np.ndarray:
+        """Every live id, ascending: what a store compares with its rows to find what to add or remove."""
+        ...
+
+
+class VectorFileError(ValueError):
+    """A vector index file that is not one, or does not hold what its header says; rebuild it instead."""
+
+
+def choose_spec(
+    n_vectors: int,
+    dimension: int,
+    current: IndexSpec | None = None,
+    *,
+    storage: Literal["fp32", "sq8", "fp16"] | None = None,
+) -> IndexSpec:
+    """The index a collection of `n_vectors` vectors of `dimension` should have.
+
+    Flat (exact) while a full scan is fast enough (n·d ≤ FLAT_MAX_SCALARS: 50,000 vectors at 384
+    dimensions), `DEFAULT_HNSW_SPEC` past it. With `current`, the current spec is kept as long as its kind
+    is still right (so tuned parameters survive), and an approximate index becomes flat again only below
+    FLAT_RETURN_SHARE of the threshold, so that sizes around it do not rebuild back and forth.
+    `storage` replaces the default's for a new approximate index: "sq8" for vectors so many that memory
+    counts more than the last half-percent of recall (sentence vectors: 5-6 per chunk).
+    """
+    if n_vectors < 0 or dimension <= 0:
+        raise ValueError(f"Bad size: {n_vectors} vectors of dimension {dimension}")
+    scalars = n_vectors * dimension
+    if current is not None and current.kind != "flat":
+        return current if scalars > FLAT_MAX_SCALARS * FLAT_RETURN_SHARE else IndexSpec()
+    if scalars <= FLAT_MAX_SCALARS:
+        return current if current is not None else IndexSpec()
+    return DEFAULT_HNSW_SPEC if storage is None else DEFAULT_HNSW_SPEC.model_copy(update={"storage": storage})
+
+
+def fit_to_size(index: FaissVectorIndex) -> FaissVectorIndex:
+    """`index` itself when `choose_spec` keeps its spec, else a copy rebuilt under the chosen spec.
+
+    The copy is a new object (the original keeps serving until the caller swaps them); building HNSW
+    costs about a minute per 100,000 vectors on this machine (bench/vectors.py).
+    """
+    spec = choose_spec(len(index), index.dimension, current=index.spec)
+    if spec == index.spec:
+        return index
+    if spec == index.spec.model_copy(update={"ef_search": spec.ef_search}):
+        index.tune(ef_search=spec.ef_search)
+        return index
+    logger.info(
+        "%d vectors: rebuilding the vector index as %s (was %s)",
+        len(index),
+        spec.describe(),
+        index.spec.describe(),
+    )
+    return index.rebuilt(spec)
+
+
+class FaissVectorIndex:
+    """`VectorIndex` on FAISS: IndexFlatIP / IndexScalarQuantizer (flat) or IndexHNSWFlat / IndexHNSWSQ.
+
+    FAISS sees positions (0, 1, 2… in the order vectors were added); this class maps them to the caller's
+    ids with two arrays: `_position_ids` (position → id, -1 once removed) and the live ids sorted with
+    their positions (`_sorted_ids`, `_sorted_positions`) for lookups. Arrays, not dicts: 24 bytes a vector
+    instead of ~100 for Python ints, and vectorised lookups.
+
+    Removal: a flat index drops the vectors at once (FAISS compacts its array). HNSW cannot remove a node
+    from its graph (`remove_ids` is unsupported), so removed vectors become tombstones: they stay in the
+    graph, still routing searches (recall holds), but a selector keeps them out of results and the beam
+    is widened by their share so that k live results remain; at COMPACT_SHARE the index rebuilds itself.
+    """
+
+    def __init__(self, dimension: int, spec: IndexSpec | None = None, *, compact_share: float | None = None):
+        """An empty index. `compact_share` overrides COMPACT_SHARE (None: the default; 1.0: never compact
+        on its own, e.g. to compact in the background with `compact()` instead)."""
+        if dimension <= 0:
+            raise ValueError(f"Bad dimension: {dimension}")
+        self._dimension = dimension
+        self._spec = spec if spec is not None else IndexSpec()
+        self._compact_share = COMPACT_SHARE if compact_share is None else compact_share
+        self._index = _new_faiss_index(dimension, self._spec)
+        self._position_ids = np.zeros(0, dtype=np.int64)
+        self._sorted_ids = np.zeros(0, dtype=np.int64)
+        self._sorted_positions = np.zeros(0, dtype=np.int64)
+        self._live_bitmap: np.ndarray | None = None  # cache of the live positions as a FAISS bitmap
+        self._scratch = threading.local()  # per-thread buffers of exact searches among `allowed`
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> IndexSpec:
+        return self._spec
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def tombstones(self) -> int:
+        """Removed vectors still in the HNSW graph (always 0 for flat)."""
+        return len(self._position_ids) - len(self._sorted_ids)
+
+    def __len__(self) -> int:
+        return len(self._sorted_ids)
+
+    def __repr__(self) -> str:
+        return f"FaissVectorIndex({self._spec.describe()}, {len(self)} vectors, {self.tombstones} tombstones)"
+
+    def ids(self) -> np.ndarray:
+        return self._sorted_ids.copy()
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        keys = _as_ids(ids)
+        positions, found = self._find(keys)
+        if not found.all():
+            raise KeyError(f"Not in the vector index: {keys[~found][:10].tolist()}")
+        return self._decode(positions)
+
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """See `VectorIndex.search`. Exact for flat, and for `allowed` sets small enough to score
+        outright (EXACT_SUBSET_MAX_SCALARS); HNSW otherwise, with a beam widened by the share of nodes
+        that the filter (tombstones, `allowed`) keeps out, up to MAX_EF_SEARCH."""
+        vector = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        if vector.shape != (self._dimension,):
+            raise ValueError(f"Query of shape {np.shape(query)}, expected ({self._dimension},)")
+        if k <= 0 or len(self) == 0:
+            return _empty()
+        if allowed is None:
+            return self._search_graph(vector, k, self._live_selector(), len(self))
+        keys = np.unique(_as_ids(allowed))
+        positions, found = self._find(keys)
+        positions = positions[found]
+        if len(positions) == 0:
+            return _empty()
+        if self._spec.kind == "flat" or len(positions) * self._dimension <= EXACT_SUBSET_MAX_SCALARS:
+            return self._exact(vector, positions, k)
+        chosen = np.zeros(len(self._position_ids), dtype=bool)
+        chosen[positions] = True
+        bitmap = np.packbits(chosen, bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(self._position_ids), faiss.swig_ptr(bitmap))
+        ids, scores = self._search_graph(vector, k, selector, len(positions))
+        if len(ids) < min(k, len(positions)):
+            # The filter starved the beam (a rare, very selective `allowed`): score the set exactly.
+            logger.debug("Filtered HNSW search returned %d of %d: scoring exactly", len(ids), k)
+            return self._exact(vector, positions, k)
+        return ids, scores
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        keys = _as_ids(ids)
+        block = np.ascontiguousarray(vectors, dtype=np.float32)
+        if block.ndim != 2 or block.shape != (len(keys), self._dimension):
+            raise ValueError(
+                f"{len(keys)} ids and vectors of shape {block.shape}: expected ({len(keys)}, "
+                f"{self._dimension})"
+            )
+        if len(keys) == 0:
+            return
+        if (keys < 0).any():
+            raise ValueError("Vector ids must be ≥ 0")
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError("Duplicate ids in one add")
+        if not np.isfinite(block).all():
+            raise ValueError("Vectors with NaN or infinite values")
+        _, held = self._find(keys)
+        if held.any():
+            raise ValueError(f"Already in the vector index: {keys[held][:10].tolist()}")
+        self._train(block)
+        start = len(self._position_ids)
+        self._index.add(block)
+        positions = np.arange(start, start + len(keys), dtype=np.int64)
+        # Appending copies the id arrays (O(n) memcpy, ~1 ms per million ids): negligible next to the
+        # FAISS insertion itself, and simpler than amortised buffers.
+        self._position_ids = np.concatenate([self._position_ids, keys])
+        order = np.argsort(keys, kind="stable")
+        new_ids, new_positions = keys[order], positions[order]
+        if len(self._sorted_ids) == 0 or new_ids[0] > self._sorted_ids[-1]:  # ids usually only grow
+            self._sorted_ids = np.concatenate([self._sorted_ids, new_ids])
+            self._sorted_positions = np.concatenate([self._sorted_positions, new_positions])
+        else:
+            at = np.searchsorted(self._sorted_ids, new_ids)
+            self._sorted_ids = np.insert(self._sorted_ids, at, new_ids)
+            self._sorted_positions = np.insert(self._sorted_positions, at, new_positions)
+        self._live_bitmap = None
+
+    def remove(self, ids: np.ndarray) -> int:
+        keys = np.unique(_as_ids(ids))
+        positions, found = self._find(keys)
+        if not found.any():
+            return 0
+        rows = np.searchsorted(self._sorted_ids, keys[found])
+        self._sorted_ids = np.delete(self._sorted_ids, rows)
+        self._sorted_positions = np.delete(self._sorted_positions, rows)
+        self._position_ids[positions[found]] = -1
+        self._live_bitmap = None
+        removed = int(found.sum())
+        if self._spec.kind == "flat":
+            self._drop_dead_positions()
+        elif self.tombstones > self._compact_share * len(self._position_ids):
+            self.compact()
+        return removed
+
+    def copy(self) -> FaissVectorIndex:
+        """An independent copy (the FAISS index cloned): e.g. to write to while the original serves."""
+        twin = FaissVectorIndex(self._dimension, self._spec, compact_share=self._compact_share)
+        twin._index = faiss.clone_index(self._index)
+        twin._position_ids = self._position_ids.copy()
+        twin._sorted_ids = self._sorted_ids.copy()
+        twin._sorted_positions = self._sorted_positions.copy()
+        return twin
+
+    def tune(self, ef_search: int) -> None:
+        """Set HNSW's search beam (efSearch is a search-time parameter: no rebuild). Wider: better recall,
+        slower searches (bench/vectors.py has the trade-off). Recorded in `spec`."""
+        self._spec = self._spec.model_copy(update={"ef_search": IndexSpec(ef_search=ef_search).ef_search})
+        if self._spec.kind == "hnsw":
+            self._index.hnsw.efSearch = self._spec.ef_search
+
+    def compact(self) -> None:
+        """Drop the tombstones: rebuild the HNSW graph from the live vectors (same spec, same quantiser
+        ranges, so stored codes are reproduced exactly). Costs a full build: about a minute per 100,000
+        vectors here. Nothing to do for flat, whose removals are immediate."""
+        if self.tombstones == 0:
+            return
+        if self._spec.kind == "flat":
+            self._drop_dead_positions()
+            return
+        started = time.perf_counter()
+        dead = self.tombstones
+        live_positions = np.flatnonzero(self._position_ids >= 0)
+        fresh = _new_faiss_index(self._dimension, self._spec)
+        _copy_training(self._index, fresh)
+        for start in range(0, len(live_positions), REBUILD_BATCH):
+            fresh.add(self._decode(live_positions[start : start + REBUILD_BATCH]))
+        self._index = fresh
+        self._renumber(live_positions)
+        logger.info(
+            "Compacted %s: %d tombstones dropped, %d vectors kept (%.1f s)",
+            self._spec.describe(),
+            dead,
+            len(self),
+            time.perf_counter() - started,
+        )
+
+    def rebuilt(self, spec: IndexSpec) -> FaissVectorIndex:
+        """A new index under `spec` holding this one's live vectors (decoded: vectors stored as sq8 or
+        fp16 keep that precision). This index is left as it was."""
+        started = time.perf_counter()
+        copy = FaissVectorIndex(self._dimension, spec, compact_share=self._compact_share)
+        ids = self._position_ids[self._position_ids >= 0]
+        live_positions = np.flatnonzero(self._position_ids >= 0)
+        if copy._needs_training() and len(live_positions):
+            copy._train(self._decode(_spread_sample(live_positions, SQ_TRAIN_SAMPLE)))
+        for start in range(0, len(live_positions), REBUILD_BATCH):
+            chunk = slice(start, start + REBUILD_BATCH)
+            copy.add(ids[chunk], self._decode(live_positions[chunk]))
+        logger.info(
+            "Rebuilt %d vectors as %s from %s (%.1f s)",
+            len(copy),
+            spec.describe(),
+            self._spec.describe(),
+            time.perf_counter() - started,
+        )
+        return copy
+
+    @classmethod
+    def from_vectors(
+        cls, ids: np.ndarray, vectors: np.ndarray, spec: IndexSpec | None = None
+    ) -> FaissVectorIndex:
+        """An index of `vectors` under `ids`, of `spec` or else of the spec `choose_spec` gives their
+        number. Quantisers train on (a sample of) all of them, which is better than on a first batch."""
+        block = np.ascontiguousarray(vectors, dtype=np.float32)
+        if block.ndim != 2:
+            raise ValueError(f"Vectors of shape {block.shape}: expected (n, dimension)")
+        index = cls(block.shape[1], spec if spec is not None else choose_spec(len(block), block.shape[1]))
+        if index._needs_training() and len(block):
+            index._train(block)
+        for start in range(0, len(block), REBUILD_BATCH):
+            chunk = slice(start, start + REBUILD_BATCH)
+            index.add(np.asarray(ids)[chunk], block[chunk])
+        return index
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def save(self, path: Path | str) -> None:
+        """Write the whole index to `path` atomically: a temporary file in the same directory, fsynced,
+        then renamed over `path` (and the directory fsynced), so a crash leaves the old file or the new
+        one, never a mix. Costs a full write (about the index's memory size), so a store should save at
+        checkpoints, not after every commit."""
+        target = Path(path)
+        # A name of its own per process and thread: two savers must not write into one temporary file.
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        header = json.dumps(
+            {
+                "format": FILE_FORMAT,
+                "dimension": self._dimension,
+                "spec": self._spec.model_dump(),
+                "positions": len(self._position_ids),
+                "live": len(self),
+                "compact_share": self._compact_share,
+            }
+        ).encode()
+        try:
+            with open(temporary, "wb") as file:
+                file.write(FILE_MAGIC)
+                file.write(len(header).to_bytes(8, "little"))
+                file.write(header)
+                file.write(self._position_ids.astype("<i8").tobytes())
+                writer = faiss.PyCallbackIOWriter(file.write)
+                faiss.write_index(self._index, writer)
+                del writer  # flushes its buffer into the file
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _fsync_directory(target.parent)
+
+    @classmethod
+    def load(cls, path: Path | str) -> FaissVectorIndex:
+        """The index `save` wrote to `path`. Raises VectorFileError when the file is not one or does not
+        hold what its header says (the caller then rebuilds from its own rows), OSError when unreadable."""
+        with open(path, "rb") as file:
+            if file.read(len(FILE_MAGIC)) != FILE_MAGIC:
+                raise VectorFileError(f"{path}: not a vector index file")
+            try:
+                size = int.from_bytes(file.read(8), "little")
+                header = json.loads(file.read(size))
+                if header.get("format") != FILE_FORMAT:
+                    raise VectorFileError(f"{path}: format {header.get('format')}, expected {FILE_FORMAT}")
+                spec = IndexSpec.model_validate(header["spec"])
+                dimension, count = int(header["dimension"]), int(header["positions"])
+                raw = file.read(8 * count)
+                if len(raw) != 8 * count:
+                    raise VectorFileError(f"{path}: truncated")
+                position_ids = np.frombuffer(raw, dtype="<i8").astype(np.int64)
+                index = faiss.read_index(faiss.PyCallbackIOReader(file.read))
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                if isinstance(error, VectorFileError):
+                    raise
+                raise VectorFileError(f"{path}: unreadable vector index ({error})") from error
+        loaded = cls(dimension, spec, compact_share=header.get("compact_share"))
+        live = position_ids >= 0
+        if index.ntotal != count or index.d != dimension or int(live.sum()) != header.get("live"):
+            raise VectorFileError(f"{path}: the FAISS index does not match the header")
+        order = np.argsort(position_ids[live], kind="stable")
+        sorted_ids = position_ids[live][order]
+        if len(sorted_ids) > 1 and (np.diff(sorted_ids) == 0).any():
+            raise VectorFileError(f"{path}: duplicate ids")
+        loaded._index = index
+        loaded._position_ids = position_ids
+        loaded._sorted_ids = sorted_ids
+        loaded._sorted_positions = np.flatnonzero(live)[order]
+        return loaded
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, found) of `keys` among the live ids; positions are meaningless where not found."""
+        if len(self._sorted_ids) == 0:
+            return np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=bool)
+        rows = np.minimum(np.searchsorted(self._sorted_ids, keys), len(self._sorted_ids) - 1)
+        return self._sorted_positions[rows], self._sorted_ids[rows] == keys
+
+    def _storage(self) -> faiss.Index:
+        """The index holding the codes: the flat index itself, or the HNSW graph's storage."""
+        return self._index if self._spec.kind == "flat" else faiss.downcast_index(self._index.storage)
+
+    @staticmethod
+    def _codes(storage: faiss.Index) -> np.ndarray:
+        """FAISS's code array as a (positions × code size) uint8 view: taken afresh each time, since an
+        add may reallocate it."""
+        codes = faiss.rev_swig_ptr(storage.codes.data(), storage.ntotal * storage.code_size)
+        return codes.reshape(storage.ntotal, storage.code_size)
+
+    def _decode(self, positions: np.ndarray) -> np.ndarray:
+        storage = self._storage()
+        if len(positions) == 0:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        rows = self._codes(storage)[positions]
+        if self._spec.storage == "fp32":
+            return rows.view(np.float32).reshape(len(positions), self._dimension)
+        return storage.sa_decode(rows)
+
+    def _exact(self, vector: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top k among `positions` (live, distinct), scored from the stored codes."""
+        storage = self._storage()
+        k = min(k, len(positions))
+        positions = np.sort(positions)  # reads the codes in memory order
+        if len(positions) * SCAN_SHARE >= storage.ntotal:
+            # A large share of the index: scan all codes in place, skipping the others (no copy at all).
+            chosen = np.zeros(storage.ntotal, dtype=bool)
+            chosen[positions] = True
+            bitmap = np.packbits(chosen, bitorder="little")
+            selector = faiss.IDSelectorBitmap(storage.ntotal, faiss.swig_ptr(bitmap))
+            scores, found = storage.search(vector[None, :], k, params=faiss.SearchParameters(sel=selector))
+            keep = found[0] >= 0
+            return self._position_ids[found[0][keep]], scores[0][keep]
+        if self._spec.storage == "fp32":
+            labels = np.ascontiguousarray(positions, dtype=np.int64)
+            all_scores = np.empty(len(labels), dtype=np.float32)
+            storage.compute_distance_subset(
+                1, faiss.swig_ptr(vector), len(labels), faiss.swig_ptr(all_scores), faiss.swig_ptr(labels)
+            )
+            top = np.argpartition(-all_scores, k - 1)[:k] if k < len(all_scores) else np.arange(k)
+            top = top[np.argsort(-all_scores[top], kind="stable")]
+            return self._position_ids[positions[top]], all_scores[top]
+        # Quantised codes: copy the chosen ones (a quarter or half of their float32 size) into a small flat
+        # index with the same quantiser, whose scan decodes with SIMD (numpy's float16 and uint8
+        # conversions are several times slower). The small index is kept per thread and refilled in place:
+        # fresh buffers of megabytes cost more in page faults here than the scan itself.
+        subset = self._subset_index(storage)
+        subset.codes.resize(len(positions) * storage.code_size)
+        target = faiss.rev_swig_ptr(subset.codes.data(), len(positions) * storage.code_size)
+        np.take(self._codes(storage), positions, axis=0, out=target.reshape(len(positions), -1))
+        subset.ntotal = len(positions)
+        scores, found = subset.search(vector[None, :], k)
+        keep = found[0] >= 0
+        return self._position_ids[positions[found[0][keep]]], scores[0][keep]
+
+    def _subset_index(self, storage: faiss.Index) -> faiss.IndexScalarQuantizer:
+        """This thread's scratch flat index with `storage`'s quantiser (trained ranges copied each time:
+        a rebuild may have changed them)."""
+        subset = getattr(self._scratch, "index", None)
+        if subset is None or subset.sq.qtype != storage.sq.qtype:
+            subset = faiss.IndexScalarQuantizer(self._dimension, storage.sq.qtype, faiss.METRIC_INNER_PRODUCT)
+            self._scratch.index = subset
+        subset.sq.trained = storage.sq.trained
+        subset.is_trained = True
+        return subset
+
+    def _live_selector(self) -> faiss.IDSelector | None:
+        if self.tombstones == 0:
+            return None
+        if self._live_bitmap is None:
+            self._live_bitmap = np.packbits(self._position_ids >= 0, bitorder="little")
+        return faiss.IDSelectorBitmap(len(self._position_ids), faiss.swig_ptr(self._live_bitmap))
+
+    def _search_graph(
+        self, vector: np.ndarray, k: int, selector: faiss.IDSelector | None, selectable: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search keeping only `selector`'s positions (`selectable` of them), translated to ids."""
+        k = min(k, selectable)
+        if self._spec.kind == "flat":
+            params = None if selector is None else faiss.SearchParameters(sel=selector)
+        else:
+            # A filter hides a share of the nodes the beam visits: widen it by that share so that about
+            # as many selectable nodes are compared as without the filter.
+            widen = len(self._position_ids) / selectable
+            params = faiss.SearchParametersHNSW()
+            # FAISS keeps a beam of max(efSearch, k) anyway: k beyond MAX_EF_SEARCH is still honoured.
+            params.efSearch = max(k, min(MAX_EF_SEARCH, math.ceil(max(self._spec.ef_search, k) * widen)))
+            if selector is not None:
+                params.sel = selector
+        scores, positions = self._index.search(vector[None, :], k, params=params)
+        keep = positions[0] >= 0
+        ids = self._position_ids[positions[0][keep]]
+        live = ids >= 0  # a selector already keeps tombstones out; this is a guard
+        return ids[live], scores[0][keep][live]
+
+    def _needs_training(self) -> bool:
+        return not self._storage().is_trained
+
+    def _train(self, block: np.ndarray) -> None:
+        """Train the scalar quantiser (sq8 ranges; fp16 needs none) once, on the first vectors it sees."""
+        if not self._needs_training():
+            return
+        if self._spec.storage == "sq8":
+            sample = block[_spread_sample(np.arange(len(block)), SQ_TRAIN_SAMPLE)]
+            storage = self._storage()
+            storage.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+            storage.sq.rangestat_arg = SQ_MARGIN if len(sample) < SQ_MARGIN_BELOW else 0.0
+            if len(sample) < SQ_MARGIN_BELOW:
+                logger.info(
+                    "Training sq8 ranges on %d vectors only (widened by %.0f%%)", len(sample), 100 * SQ_MARGIN
+                )
+            self._index.train(sample)
+        else:
+            self._index.train(block[:1])
+
+    def _drop_dead_positions(self) -> None:
+        """Flat only: remove the vectors of removed ids from FAISS's array, then renumber positions."""
+        dead = self._position_ids < 0
+        if not dead.any():
+            return
+        bitmap = np.packbits(dead, bitorder="little")
+        self._index.remove_ids(faiss.IDSelectorBitmap(len(dead), faiss.swig_ptr(bitmap)))
+        self._renumber(np.flatnonzero(~dead))
+
+    def _renumber(self, live_positions: np.ndarray) -> None:
+        """After FAISS kept `live_positions` (in order) as positions 0, 1, 2…: remap the id arrays."""
+        new_position = np.full(len(self._position_ids), -1, dtype=np.int64)
+        new_position[live_positions] = np.arange(len(live_positions), dtype=np.int64)
+        self._position_ids = self._position_ids[live_positions]
+        self._sorted_positions = new_position[self._sorted_positions]
+        self._live_bitmap = None
+
+
+def _new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
+    metric = faiss.METRIC_INNER_PRODUCT
+    if spec.kind == "flat":
+        if spec.storage == "fp32":
+            return faiss.IndexFlatIP(dimension)
+        return faiss.IndexScalarQuantizer(dimension, _QUANTIZERS[spec.storage], metric)
+    if spec.storage == "fp32":
+        index = faiss.IndexHNSWFlat(dimension, spec.m, metric)
+    else:
+        index = faiss.IndexHNSWSQ(dimension, _QUANTIZERS[spec.storage], spec.m, metric)
+    index.hnsw.efConstruction = spec.ef_construction
+    index.hnsw.efSearch = spec.ef_search
+    return index
+
+
+def _copy_training(source: faiss.Index, target: faiss.Index) -> None:
+    """Give `target` (same spec) `source`'s quantiser ranges, so re-encoding decoded codes is exact."""
+    if target.is_trained:
+        return
+    source_storage = faiss.downcast_index(source.storage)
+    target_storage = faiss.downcast_index(target.storage)
+    target_storage.sq.trained = source_storage.sq.trained
+    target_storage.is_trained = True
+    target.is_trained = True
+
+
+def _spread_sample(positions: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` of `positions`, evenly spread (deterministic; early and late vectors alike)."""
+    if len(positions) <= size:
+        return positions
+    return positions[np.linspace(0, len(positions) - 1, size).astype(np.int64)]
+
+
+def _as_ids(ids: np.ndarray) -> np.ndarray:
+    keys = np.asarray(ids)
+    if keys.ndim != 1:
+        keys = keys.reshape(-1)
+    if len(keys) and not np.issubdtype(keys.dtype, np.integer):
+        raise ValueError(f"Vector ids must be integers, not {keys.dtype}")
+    return keys.astype(np.int64, copy=False)
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry is; not every platform can open a directory.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
