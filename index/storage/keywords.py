@@ -64,7 +64,7 @@ PURGE_SHARE = 16
 PURGE_MIN = 1024
 # How much of a purge `compact` does per call by default: postings read, each term looked at counting as
 # TERM_COST more (its statements and arrays cost about as much as reading that many postings). About
-# 70 ms here (bench/keywords.py); the rest waits for the next calls.
+# 50-70 ms of CPU here (bench/keywords.py); the rest waits for the next calls.
 COMPACT_BUDGET = 100_000
 TERM_COST = 500
 # Concepts whose frequencies are kept between reads: a question's concepts are looked up twice, to rank
@@ -864,8 +864,7 @@ def _full_tiers(blocks: dict[int, int]) -> list[list[int]]:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What `compact` does with one term: merge all its blocks (`whole`) or its full tiers, and with `purge`
-    rid the other blocks of their dead postings."""
+    """What `compact` does with a term: merge all blocks (`whole`) or full tiers; `purge` the others."""
 
     term_id: int
     whole: bool
