@@ -243,10 +243,12 @@ def faiss_threads(count: int) -> Iterator[None]:
         faiss.omp_set_num_threads(previous)
 
 
-def grid(n: int, grid_max: int, storage_max: int) -> list[IndexSpec]:
+def grid(n: int, grid_max: int, storage_max: int, only_default: bool = False) -> list[IndexSpec]:
     """The HNSW indexes to build at size n (efSearch is varied on each without rebuilding): the whole
     grid up to `grid_max`, M=32 with each storage up to `storage_max`, then the default and its sq8."""
     storages = ("fp32", "fp16", "sq8")
+    if only_default:
+        return [DEFAULT_HNSW_SPEC]
     if n <= grid_max:
         shapes = [(m, s, 100) for m in (16, 32) for s in storages] + [(32, "fp32", 40)]
     elif n <= storage_max:
@@ -357,9 +359,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ids = np.arange(sizes[-1], dtype=np.int64)
     for n in sizes:
         truth = {name: exact_top(data.base[:n], queries, K) for name, queries in data.queries.items()}
-        specs = [IndexSpec(storage=s) for s in ("fp32", "fp16", "sq8")] + grid(
-            n, args.grid_max, args.storage_max
-        )
+        approximate = grid(n, args.grid_max, args.storage_max, args.only_default)
+        specs = [IndexSpec(storage=s) for s in ("fp32", "fp16", "sq8")] + approximate
         default_index = None
         for spec in specs:
             if time.perf_counter() > deadline:
@@ -482,6 +483,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--grid-max", type=int, default=100_000, help="full grid up to this size")
     parser.add_argument(
         "--storage-max", type=int, default=300_000, help="M=32 with every storage up to this size"
+    )
+    parser.add_argument(
+        "--only-default", action="store_true", help="build only the default HNSW (and flat) at each size"
     )
     parser.add_argument("--extras-min", type=int, default=50_000, help="allowed/tombstone/file runs from")
     parser.add_argument("--build-threads", type=int, default=2)

@@ -14,12 +14,14 @@ its docstring and in the report of issue 14); change them only with a new measur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -31,20 +33,24 @@ logger = logging.getLogger(__name__)
 
 # -- measured thresholds (bench/vectors.py, 2-core machine, dimension 384) ------------------------------
 
-# An exact (flat) scan costs about n·d multiply-adds, ~10 µs per thousand scalars here... see
-# bench/vectors.py: flat search p50 reaches ~5 ms (one thread) at 50,000 vectors of 384 dimensions. Past
-# that, HNSW answers the same questions in well under a millisecond with recall@10 ≥ 0.98.
+# A flat search reads every vector: CPU p50 1.0 ms at 10k vectors, 4.6 ms at 50k, 9.0 ms at 100k, 29 ms at
+# 300k, 117 ms at 1M (fp32, 384 dimensions, one thread; ~0.1 µs a vector, so the threshold is in n·d).
+# 50,000 vectors of 384 dimensions is where it passes ~5 ms (8.7 ms wall on the loaded machine); HNSW there
+# answers in ~1 ms with recall@10 1.000 (related queries).
 FLAT_MAX_SCALARS = 50_000 * 384
 # Once approximate, go back to flat only below this share of the threshold: a collection that hovers
 # around the threshold must not rebuild its graph (about a minute at the threshold) on every other write.
 FLAT_RETURN_SHARE = 0.5
-# Allowed sets of at most this many scalars (|allowed|·d) are scored exactly: 10,000 vectors of 384
-# dimensions cost ~4 ms (random reads of their codes, ~0.4 µs a vector), less than a filtered graph search
-# of a small share (5-17 ms, with recall falling below ~1% of the index), and miss nothing; past ~20,000
-# the filtered graph is faster (bench/vectors.py, "allowed" table).
-EXACT_SUBSET_MAX_SCALARS = 10_000 * 384
+# Allowed sets of at most this many scalars (|allowed|·d) are scored exactly, larger ones through the
+# filtered graph. Exact costs ~0.5-0.9 µs a vector (random reads of codes); the filtered graph 9-26 ms
+# whatever the set, with recall falling under ~0.5% of the index (0.76 for 1,000 of 1M). Measured
+# crossover (bench/vectors.py, "allowed" table): ~10,000 vectors at 300k, ~30,000 at 1M; 20,000 (at 384
+# dimensions) sits between, favouring the large indexes where it matters.
+EXACT_SUBSET_MAX_SCALARS = 20_000 * 384
 # An HNSW index rebuilds itself once removed vectors reach this share of its nodes: tombstones still
-# route searches (so recall holds), but each costs memory and a little search time.
+# route searches (15% removed: recall of related queries unchanged, p50 unchanged), but they cost memory
+# and widen the beam. A rebuild is a full build (about 11 minutes for 1M vectors here), so a store with
+# large indexes may prefer compact_share=1.0 and `rebuilt()` in the background.
 COMPACT_SHARE = 0.2
 # An exact search among `allowed` scans every code in place (skipping the others) once they are at least
 # 1/SCAN_SHARE of the index; below, it copies the chosen codes, which costs more per vector but not per index.
@@ -80,8 +86,8 @@ class IndexSpec(BaseModel):
     kind: Literal["flat", "hnsw"] = "flat"
     storage: Literal["fp32", "sq8", "fp16"] = Field(
         default="fp32",
-        description="How vectors are stored: fp32 exact; fp16 half the memory, scores within ~1e-3; "
-        "sq8 a quarter, scores within ~1e-2 (recall@10 about 0.99 of fp32's).",
+        description="How vectors are stored: fp32 exact; fp16 half the memory, scores within ~1e-3 (recall "
+        "as fp32's); sq8 a quarter, scores within ~1e-2 (recall@10 at most ~0.995 of exact).",
     )
     m: int = Field(default=32, ge=4, le=128, description="HNSW links per node (memory: 8·m bytes a vector).")
     ef_construction: int = Field(default=100, ge=8, le=2048, description="HNSW build-time beam width.")
@@ -93,8 +99,17 @@ class IndexSpec(BaseModel):
         return f"hnsw(M={self.m}, efC={self.ef_construction}, efS={self.ef_search})/{self.storage}"
 
 
-# The approximate spec `choose_spec` picks past the threshold (see bench/vectors.py for why these values).
-DEFAULT_HNSW_SPEC = IndexSpec(kind="hnsw", storage="fp16", m=32, ef_construction=100, ef_search=128)
+# The approximate spec `choose_spec` picks past the threshold (bench/vectors.py, k=10, one thread):
+# - efSearch 256: the smallest with recall@10 ≥ 0.98 on related queries at 1M with a margin (128: 0.981,
+#   256: 0.996; 1.000 at every smaller size), for ~1.1 ms CPU at 1M. Held-out queries (no near neighbour)
+#   get 0.99 at 50k but 0.72 at 1M: 0.98 there needs efSearch > 1024 (> 3.4 ms); `tune` if they matter.
+# - fp16 storage: recall equal to fp32's at every size and efSearch measured, 1,040 bytes a vector instead of
+#   1,808, and faster (0.92 vs 1.01 ms at 300k). sq8 (656 bytes) tops out at 0.995 (related) and loses
+#   more on held-out queries: the choice when memory counts most (`choose_spec(..., storage="sq8")`).
+# - M=32 over 16: better recall per efSearch on hard queries (held-out at 100k, ef 256: 0.965 vs 0.947) for
+#   128 bytes a vector more; efConstruction 100 over FAISS's 40: held-out 0.965 vs 0.910 at 100k for about
+#   1.7x the build time (77 s for 100k, 11.5 min for 1M on 2 busy cores).
+DEFAULT_HNSW_SPEC = IndexSpec(kind="hnsw", storage="fp16", m=32, ef_construction=100, ef_search=256)
 
 
 @runtime_checkable
@@ -264,9 +279,15 @@ class FaissVectorIndex:
             raise ValueError(f"Query of shape {np.shape(query)}, expected ({self._dimension},)")
         if k <= 0 or len(self) == 0:
             return _empty()
+        with _one_omp_thread():
+            return self._search(vector, k, allowed)
+
+    def _search(
+        self, vector: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return self._search_graph(vector, k, self._live_selector(), len(self))
-        keys = np.unique(_as_ids(allowed))
+        keys = _distinct(_as_ids(allowed))
         positions, found = self._find(keys)
         positions = positions[found]
         if len(positions) == 0:
@@ -298,7 +319,7 @@ class FaissVectorIndex:
             return
         if (keys < 0).any():
             raise ValueError("Vector ids must be ≥ 0")
-        if len(np.unique(keys)) != len(keys):
+        if len(_distinct(keys)) != len(keys):
             raise ValueError("Duplicate ids in one add")
         if not np.isfinite(block).all():
             raise ValueError("Vectors with NaN or infinite values")
@@ -324,7 +345,7 @@ class FaissVectorIndex:
         self._live_bitmap = None
 
     def remove(self, ids: np.ndarray) -> int:
-        keys = np.unique(_as_ids(ids))
+        keys = _distinct(_as_ids(ids))
         positions, found = self._find(keys)
         if not found.any():
             return 0
@@ -476,13 +497,18 @@ class FaissVectorIndex:
                     raise VectorFileError(f"{path}: truncated")
                 position_ids = np.frombuffer(raw, dtype="<i8").astype(np.int64)
                 index = faiss.read_index(faiss.PyCallbackIOReader(file.read))
+            except VectorFileError:
+                raise
             except (KeyError, TypeError, ValueError, RuntimeError) as error:
-                if isinstance(error, VectorFileError):
-                    raise
                 raise VectorFileError(f"{path}: unreadable vector index ({error})") from error
         loaded = cls(dimension, spec, compact_share=header.get("compact_share"))
         live = position_ids >= 0
-        if index.ntotal != count or index.d != dimension or int(live.sum()) != header.get("live"):
+        if (
+            type(index) is not type(loaded._index)
+            or index.ntotal != count
+            or index.d != dimension
+            or int(live.sum()) != header.get("live")
+        ):
             raise VectorFileError(f"{path}: the FAISS index does not match the header")
         order = np.argsort(position_ids[live], kind="stable")
         sorted_ids = position_ids[live][order]
@@ -652,6 +678,23 @@ def _new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
     return index
 
 
+@contextlib.contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    """Run FAISS on one OpenMP thread for one question. A flat scan of 50,000 vectors takes 5 ms on one
+    thread but 24 ms on two (both busy; measured on this 2-core machine, quiet), and a graph search gains
+    nothing from a second thread. The setting is the calling thread's own (OpenMP keeps it per thread),
+    so builds in other threads keep every core; it is restored on the way out."""
+    previous = faiss.omp_get_max_threads()
+    if previous == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
 def _copy_training(source: faiss.Index, target: faiss.Index) -> None:
     """Give `target` (same spec) `source`'s quantiser ranges, so re-encoding decoded codes is exact."""
     if target.is_trained:
@@ -677,6 +720,15 @@ def _as_ids(ids: np.ndarray) -> np.ndarray:
     if len(keys) and not np.issubdtype(keys.dtype, np.integer):
         raise ValueError(f"Vector ids must be integers, not {keys.dtype}")
     return keys.astype(np.int64, copy=False)
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of `keys`, ascending. Not np.unique: numpy 2.4's takes ~80 ms for 200,000 ids
+    (a sort and a comparison take 3)."""
+    ordered = np.sort(keys)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:
