@@ -33,23 +33,24 @@ logger = logging.getLogger(__name__)
 
 # -- measured thresholds (bench/vectors.py, 2-core machine, dimension 384) ------------------------------
 
-# A flat search reads every vector: CPU p50 1.0 ms at 10k vectors, 4.6 ms at 50k, 9.0 ms at 100k, 29 ms at
-# 300k, 117 ms at 1M (fp32, 384 dimensions, one thread; ~0.1 µs a vector, so the threshold is in n·d).
-# 50,000 vectors of 384 dimensions is where it passes ~5 ms (8.7 ms wall on the loaded machine); HNSW there
-# answers in ~1 ms with recall@10 1.000 (related queries).
+# A flat search reads every vector: CPU p50 1.0 ms at 10k vectors, 4.6 ms at 50k, 9.9 ms at 100k, 29 ms at
+# 300k, 90 ms at 1M (fp32, 384 dimensions, one thread; ~0.1 µs a vector, so the threshold is in n·d).
+# 50,000 vectors of 384 dimensions is where it passes ~5 ms (8.7 ms wall on the machine when busy); HNSW
+# there answers in ~1 ms with recall@10 1.000 (related queries).
 FLAT_MAX_SCALARS = 50_000 * 384
 # Once approximate, go back to flat only below this share of the threshold: a collection that hovers
-# around the threshold must not rebuild its graph (about a minute at the threshold) on every other write.
+# around the threshold must not rebuild its graph (~20 s at the threshold, more when busy) every other write.
 FLAT_RETURN_SHARE = 0.5
 # Allowed sets of at most this many scalars (|allowed|·d) are scored exactly, larger ones through the
-# filtered graph. Exact costs ~0.5-0.9 µs a vector (random reads of codes); the filtered graph 9-26 ms
-# whatever the set, with recall falling under ~0.5% of the index (0.76 for 1,000 of 1M). Measured
-# crossover (bench/vectors.py, "allowed" table): ~10,000 vectors at 300k, ~30,000 at 1M; 20,000 (at 384
-# dimensions) sits between, favouring the large indexes where it matters.
+# filtered graph. Exact costs ~0.3-0.7 µs a vector (random reads of their codes: 1,000 in 0.4-0.6 ms,
+# 20,000 in 7-15 ms); the filtered graph 16-23 ms while the set is a small share (its beam widened up to
+# MAX_EF_SEARCH), with recall falling below ~1% of the index (0.76 for 1,000 of 1M, 0.98 for 5,000).
+# Measured crossover (bench/vectors.py, "allowed" table): ~15,000 vectors at 100k, 20,000-50,000 at 300k
+# and 1M; 20,000 at 384 dimensions.
 EXACT_SUBSET_MAX_SCALARS = 20_000 * 384
 # An HNSW index rebuilds itself once removed vectors reach this share of its nodes: tombstones still
 # route searches (15% removed: recall of related queries unchanged, p50 unchanged), but they cost memory
-# and widen the beam. A rebuild is a full build (about 11 minutes for 1M vectors here), so a store with
+# and widen the beam. A rebuild is a full build (3.7 minutes for 1M vectors here, quiet), so a store with
 # large indexes may prefer compact_share=1.0 and `rebuilt()` in the background.
 COMPACT_SHARE = 0.2
 # An exact search among `allowed` scans every code in place (skipping the others) once they are at least
@@ -91,7 +92,7 @@ class IndexSpec(BaseModel):
     )
     m: int = Field(default=32, ge=4, le=128, description="HNSW links per node (memory: 8·m bytes a vector).")
     ef_construction: int = Field(default=100, ge=8, le=2048, description="HNSW build-time beam width.")
-    ef_search: int = Field(default=64, ge=1, le=MAX_EF_SEARCH, description="HNSW search beam width.")
+    ef_search: int = Field(default=256, ge=1, le=MAX_EF_SEARCH, description="HNSW search beam width.")
 
     def describe(self) -> str:
         if self.kind == "flat":
@@ -103,12 +104,13 @@ class IndexSpec(BaseModel):
 # - efSearch 256: the smallest with recall@10 ≥ 0.98 on related queries at 1M with a margin (128: 0.981,
 #   256: 0.996; 1.000 at every smaller size), for ~1.1 ms CPU at 1M. Held-out queries (no near neighbour)
 #   get 0.99 at 50k but 0.72 at 1M: 0.98 there needs efSearch > 1024 (> 3.4 ms); `tune` if they matter.
-# - fp16 storage: recall equal to fp32's at every size and efSearch measured, 1,040 bytes a vector instead of
-#   1,808, and faster (0.92 vs 1.01 ms at 300k). sq8 (656 bytes) tops out at 0.995 (related) and loses
-#   more on held-out queries: the choice when memory counts most (`choose_spec(..., storage="sq8")`).
+# - fp16 storage: recall equal to fp32's (±0.002) at every size and efSearch where both were measured (up to
+#   300k), 1,040 bytes a vector instead of 1,808, and faster (0.92 vs 1.01 ms at 300k). sq8 (656 bytes)
+#   tops out at 0.995 on related queries (0.986 at 1M) and loses more on held-out ones: the choice when
+#   memory counts most (`choose_spec(..., storage="sq8")`, e.g. sentence vectors, 5-6 per chunk).
 # - M=32 over 16: better recall per efSearch on hard queries (held-out at 100k, ef 256: 0.965 vs 0.947) for
 #   128 bytes a vector more; efConstruction 100 over FAISS's 40: held-out 0.965 vs 0.910 at 100k for about
-#   1.7x the build time (77 s for 100k, 11.5 min for 1M on 2 busy cores).
+#   1.7x the build time (fp16: 35 s for 100k, 94 s for 300k, 219 s for 1M on 2 quiet cores; 2-3x busy).
 DEFAULT_HNSW_SPEC = IndexSpec(kind="hnsw", storage="fp16", m=32, ef_construction=100, ef_search=256)
 
 
@@ -191,7 +193,7 @@ def fit_to_size(index: FaissVectorIndex) -> FaissVectorIndex:
     """`index` itself when `choose_spec` keeps its spec, else a copy rebuilt under the chosen spec.
 
     The copy is a new object (the original keeps serving until the caller swaps them); building HNSW
-    costs about a minute per 100,000 vectors on this machine (bench/vectors.py).
+    costs 35 s per 100,000 vectors and 3.7 minutes for 1M on this machine, quiet (bench/vectors.py).
     """
     spec = choose_spec(len(index), index.dimension, current=index.spec)
     if spec == index.spec:
@@ -379,7 +381,7 @@ class FaissVectorIndex:
 
     def compact(self) -> None:
         """Drop the tombstones: rebuild the HNSW graph from the live vectors (same spec, same quantiser
-        ranges, so stored codes are reproduced exactly). Costs a full build: about a minute per 100,000
+        ranges, so stored codes are reproduced exactly). Costs a full build: ~35 s per 100,000
         vectors here. Nothing to do for flat, whose removals are immediate."""
         if self.tombstones == 0:
             return

@@ -44,7 +44,8 @@ def _text_vectors(count: int, seed: int, sentences_from: slice) -> np.ndarray:
     """Chunks of ~300 characters of nearby sentences of the sample report, as hashed character 1-2-gram
     counts projected by a fixed Gaussian matrix and normalised (bench/vectors.py does the same at scale)."""
     text = SAMPLE.read_text("utf-8")
-    sentences = [s for s in ("".join(p.split()) for p in re.split(r"(?<=[。！？；\n])", text)) if len(s) >= 4]
+    pieces = ("".join(piece.split()) for piece in re.split(r"(?<=[。！？；\n])", text))
+    sentences = [sentence for sentence in pieces if len(sentence) >= 4]
     sentences = sentences[sentences_from]
     projection = np.random.default_rng(7).standard_normal((4096, DIMENSION)).astype(np.float32)
     rows = np.zeros((len(sentences), DIMENSION), dtype=np.float32)
@@ -108,6 +109,18 @@ def test_implements_the_protocol() -> None:
     assert isinstance(FaissVectorIndex(DIMENSION), VectorIndex)
 
 
+def test_search_leaves_the_thread_count_alone(built, data) -> None:
+    """A search runs FAISS on one thread (a flat scan is slower on two) and restores the setting."""
+    _, _, queries = data
+    faiss.omp_set_num_threads(2)
+    try:
+        built[FLAT].search(queries[0], K)
+        built[HNSW_FP16].search(queries[0], K)
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
 def test_flat_search_is_exact(built, data) -> None:
     ids, base, queries = data
     index = built[FLAT]
@@ -150,9 +163,11 @@ def test_removed_ids_never_come_back(fresh, data, spec: IndexSpec) -> None:
         assert index.remove(removed) == held
         live = np.isin(ids, index.ids())
         assert len(index) == live.sum() == len(index.ids())
+        mixed = np.concatenate([removed[:100], ids[live][:100]])
         for query in queries:
             assert not np.isin(index.search(query, K)[0], removed).any()
             assert len(index.search(query, K)[0]) == K
+            assert np.isin(index.search(query, K, allowed=mixed)[0], ids[live][:100]).all()
         if spec.kind == "flat":
             for query in queries:
                 np.testing.assert_array_equal(
@@ -300,6 +315,7 @@ def test_choose_spec_by_size() -> None:
     assert choose_spec(threshold + 1, 384) == DEFAULT_HNSW_SPEC
     assert choose_spec(10_000_000, 384).kind == "hnsw"
     assert choose_spec(10_000_000, 384, storage="sq8") == HNSW_SQ8
+    assert IndexSpec(kind="hnsw", storage="fp16") == DEFAULT_HNSW_SPEC, "one set of measured defaults"
     assert choose_spec(threshold + 1, 192).kind == "flat", "the cost of a scan is n·d"
     # Hysteresis: an approximate index stays so down to FLAT_RETURN_SHARE of the threshold.
     tuned = DEFAULT_HNSW_SPEC.model_copy(update={"ef_search": 200})
