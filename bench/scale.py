@@ -359,9 +359,10 @@ def _build(
     encoder = HashEncoder()
     chunk_counts = [len(chunker.split(document)) for document in corpus.documents]
     _warm_up_ingest(corpus.documents[:20], chunker)
-    # Per Indexer.add call: chunks, then wall and CPU seconds with the encoder's excluded. CPU time (of the
-    # whole process) is what the wall time would be on a quiet machine for this single-threaded work, and
-    # stays comparable when other processes load it; the wall time also holds the fsyncs' waits.
+    # Per Indexer.add call: chunks, then wall and CPU seconds with the encoder's excluded. For this mostly
+    # single-threaded work, CPU time (of the whole process) stays closer to a quiet machine's wall time than
+    # the wall time does when other processes share the cores (contention inflates it too, less); the wall
+    # time also holds the fsyncs' waits.
     steps: list[tuple[int, float, float]] = []
     documents = chunks = 0
     stopped = False
@@ -882,11 +883,15 @@ Measured per size:
   recall@10                the store's chunk-vector search against exact numpy search over the vectors
                            SQLite holds, for --recall-queries random query vectors (1.000 for today's exact
                            FAISS; meaningful once an approximate index exists).
+  CPU time rows            the same in CPU time of the measuring process, all its threads: FAISS searches
+                           on 2 OpenMP threads here, so a search's CPU time is about twice its wall time on
+                           a quiet machine. Other processes on the cores inflate it less than the wall time.
+  load average             the 1-min load average when measuring began; compare only runs made at a low load.
 
 Examples:
   .venv/bin/python bench/scale.py                                 # 10k and 100k, real model included
   .venv/bin/python bench/scale.py --chunks 10000 --json var/bench/scale.json --format markdown
-  .venv/bin/python bench/scale.py --chunks 2000 --corpus sample --no-model --searches 50   # smoke run
+  .venv/bin/python bench/scale.py --chunks 2000 --corpus sample --no-model --no-translator --searches 50
 """
 
 
