@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import bm25s
@@ -116,19 +116,7 @@ class LexicalIndex:
             matching = int(np.count_nonzero(self._concept_frequency(concept)))
             if not matching:
                 continue
-            # Alternatives of the index's vocabulary found in any of the texts: usually a handful of hundreds.
-            present = [
-                alt
-                for alt in concept.alternatives
-                if all(term in self._term_column for term in alt.terms) and _contains(everything, alt.terms)
-            ]
-            best = np.array(
-                [
-                    max((alt.weight for alt in present if _contains(text, alt.terms)), default=0.0)
-                    for text in lowered
-                ],
-                dtype=np.float32,
-            )
+            best = best_alternative_weights(lowered, everything, concept, self._term_column.__contains__)
             total += best * _idf(n_chunks, matching)
         return total
 
@@ -147,6 +135,23 @@ class LexicalIndex:
         if single_columns:
             frequency += self._frequencies[:, single_columns] @ np.array(single_weights, dtype=np.float32)
         return frequency
+
+
+def best_alternative_weights(
+    lowered: Sequence[str], everything: str, concept: Concept, indexed: Callable[[str], bool]
+) -> np.ndarray:
+    """Per text, the weight of the best of a concept's alternatives it contains, counting only alternatives
+    whose terms are all `indexed`. `everything` is the texts joined: alternatives found in none are
+    dropped first, which leaves a handful of the hundreds a concept may have."""
+    present = [
+        alt
+        for alt in concept.alternatives
+        if all(indexed(term) for term in alt.terms) and _contains(everything, alt.terms)
+    ]
+    return np.array(
+        [max((alt.weight for alt in present if _contains(text, alt.terms)), default=0.0) for text in lowered],
+        dtype=np.float32,
+    )
 
 
 def _idf(n_documents: int, matching: int) -> float:

@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from index.lexical import _B, _K1, Concept, Keywords, _contains, _idf
+from index.lexical import _B, _K1, Concept, Keywords, _idf, best_alternative_weights
 from index.text import has_chinese
 
 # Blocks of a size tier merged into one by `compact`: more means fewer rewrites of each posting (one per
@@ -558,18 +558,8 @@ class KeywordIndex:
                 matching = self._concept_frequency(state, concept).ids.size
                 if not matching:
                     continue
-                present = [
-                    alt
-                    for alt in concept.alternatives
-                    if all(rows.get(term) is not None for term in alt.terms)
-                    and _contains(everything, alt.terms)
-                ]
-                best = np.array(
-                    [
-                        max((alt.weight for alt in present if _contains(text, alt.terms)), default=0.0)
-                        for text in lowered
-                    ],
-                    dtype=np.float32,
+                best = best_alternative_weights(
+                    lowered, everything, concept, lambda term: rows.get(term) is not None
                 )
                 total += best * _idf(n_chunks, matching)
         return total
