@@ -61,7 +61,9 @@ BATCHES = [NEW[start : start + DOCUMENTS_PER_BATCH] for start in range(0, len(NE
 
 # The host: argv is the documents file (JSONL), then a point and its index folder for each writer. It
 # prints "forked <point> <pid>" per writer, each writer "reached <point> <pid>" where it blocks, and the
-# host "exited <point> <signal number or exit status>" as each one ends.
+# host "exited <point> <signal number or exit status>" as each one ends. Each event line starts with
+# EVENT_MARKER, so that whatever else a library prints on stdout cannot be taken for an event.
+EVENT_MARKER = "crash-test-event"
 HOST = textwrap.dedent(
     """
     import os, sys, time, traceback
@@ -82,7 +84,7 @@ HOST = textwrap.dedent(
 
     def at(name):
         if name == point and batch == {killed_batch}:
-            print("reached", point, os.getpid(), flush=True)
+            print({marker!r}, "reached", point, os.getpid(), flush=True)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # until the test's SIGKILL, which comes at once
                 time.sleep(0.05)
@@ -134,14 +136,15 @@ HOST = textwrap.dedent(
                 os._exit(5)
             os._exit(4)  # the point was never reached
         writers[pid] = point
-        print("forked", point, pid, flush=True)
+        print({marker!r}, "forked", point, pid, flush=True)
     while writers:
         pid, status = os.wait()
         ended = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print("exited", writers.pop(pid), ended, flush=True)
+        print({marker!r}, "exited", writers.pop(pid), ended, flush=True)
     """
 ).format(
     repo=str(REPO_ROOT),
+    marker=EVENT_MARKER,
     killed_batch=KILLED_BATCH,
     chunk_size=CHUNK_SIZE,
     chunk_overlap=CHUNK_OVERLAP,
@@ -185,21 +188,34 @@ def _index_with_earlier_documents(directory: Path) -> None:
     store.close()
 
 
-def _lines(process: subprocess.Popen[bytes], deadline: float, errors: Path) -> Iterator[list[str]]:
-    """The host's output, line by line, split in words; fails the test if it falls silent too long."""
+def _events(
+    process: subprocess.Popen[bytes], deadline: float, errors: Path, stray: list[str]
+) -> Iterator[tuple[str, str, int]]:
+    """The host's events as (event, point, number); other stdout lines go to `stray`, for failures.
+
+    Fails the test if the host falls silent for too long.
+    """
     assert process.stdout is not None
     pending = b""
     while True:
         while b"\n" not in pending:
             ready, _, _ = select.select([process.stdout], [], [], max(deadline - time.monotonic(), 0))
             if not ready:
-                pytest.fail(f"the writers did not all reach their points in time:\n{errors.read_text()}")
+                pytest.fail(
+                    "the writers did not all reach their points in time:\n"
+                    + errors.read_text()
+                    + "".join(f"\nstdout: {line}" for line in stray)
+                )
             read = os.read(process.stdout.fileno(), 4096)
             if not read:
                 return
             pending += read
         line, pending = pending.split(b"\n", 1)
-        yield line.decode().split()
+        match line.decode(errors="replace").split():
+            case [marker, event, point, number] if marker == EVENT_MARKER:
+                yield event, point, int(number)
+            case _:
+                stray.append(line.decode(errors="replace"))
 
 
 def _assert_whole(store: IndexStore, document: Document, chunker: Chunker) -> None:
@@ -250,15 +266,16 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         )
     writers: dict[str, int] = {}
     ended: dict[str, int] = {}
+    stray: list[str] = []
     try:
-        for event, point, number in _lines(host, time.monotonic() + 120, errors):
+        for event, point, number in _events(host, time.monotonic() + 120, errors, stray):
             if event == "forked":
-                writers[point] = int(number)
+                writers[point] = number
             elif event == "reached":  # the writer's own pid: it may print before the host does
-                writers[point] = int(number)
+                writers[point] = number
                 os.kill(writers[point], signal.SIGKILL)
             else:
-                ended[point] = int(number)
+                ended[point] = number
         assert host.wait(timeout=10) == 0, errors.read_text()
     finally:
         for point, pid in writers.items():
@@ -271,7 +288,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert host.stdout is not None
         host.stdout.close()
     # Each writer died of the SIGKILL sent where it stopped (4: it never reached its point, 5: it failed).
-    assert ended == {point: -signal.SIGKILL for point in POINTS}, errors.read_text()
+    assert ended == {point: -signal.SIGKILL for point in POINTS}, "\n".join([errors.read_text(), *stray])
     return directories
 
 
