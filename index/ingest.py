@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from index.chunking import Chunk, Chunker, SentenceSpan, matching_text, sentence_spans
 from index.documents import Document
 from index.readers import ReadProblem, read_path
-from index.store import IndexedDocument, IndexStore, Manifest
+from index.storage.documents import IndexedDocument
+from index.store import IndexKind, IndexStore, Manifest
 from index.text import terms
 from index.vectors import TextEncoder
 
@@ -92,8 +93,11 @@ class Indexer:
             results.extend(_ingested(item.document, len(item.chunks), item.status) for item in batch)
         return results
 
-    def reindex(self, on_progress: ProgressHook | None = None) -> list[IngestedDocument]:
-        """Re-chunk and re-embed every stored document with the current chunker and model.
+    def reindex(
+        self, on_progress: ProgressHook | None = None, index_kind: IndexKind | None = None
+    ) -> list[IngestedDocument]:
+        """Re-chunk and re-embed every stored document with the current chunker and model, into vector
+        indexes of `index_kind` (default: the kind the index has now).
 
         The new vectors replace the old ones in one transaction at the end, so an interrupted
         reindex leaves the index as it was.
@@ -104,7 +108,10 @@ class Indexer:
         ]
         progress = _Progress(sum(item.units for item in pending), on_progress)
         manifest = Manifest(
-            model=self.encoder.name, dimension=self.encoder.dimension, chunking=self.chunker.settings
+            model=self.encoder.name,
+            dimension=self.encoder.dimension,
+            chunking=self.chunker.settings,
+            index_kind=index_kind or self.store.manifest.index_kind,
         )
         self.store.replace_all(manifest, self._embed(pending, progress))
         return [_ingested(item.document, len(item.chunks), item.status) for item in pending]

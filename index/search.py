@@ -9,11 +9,17 @@ Three retrieval modes, each measured in docs/EVAL.md:
 - `hybrid` (default): both, each z-normalised over the candidate chunks, then weighted: by `lexical`
   when the question is in the script of the indexed words, by `translated` for an English question over
   Chinese articles, whose keywords are then the translations alone (measured best in docs/EVAL.md).
+
+Nothing scans every chunk: each signal gives the store's top candidates (the chunks closest to the
+question, the chunks of the closest sentences, the chunks BM25 scores highest), and every signal is then
+computed exactly for the union of those candidates, which is what ranking, normalisation and confidence
+see (docs/EVAL.md, "Candidates").
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -21,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from citeqa.errors import InvalidQuestion, UnknownSearchMode
 from index.lexical import Keywords
-from index.store import ChunkHit, ChunkScores, IndexStore
+from index.storage.documents import ChunkHit
+from index.store import IndexStore
 from index.text import is_cjk, terms
 from index.translation import QueryTranslator
 from index.vectors import TextEncoder
@@ -164,6 +171,48 @@ _NEAR_DUPLICATE = 0.8
 _MARGIN_RANK = 10
 
 
+@dataclass(frozen=True)
+class CandidateCounts:
+    """How many candidates each signal gives a question (docs/EVAL.md, "Candidates"): every chunk whose
+    signals are computed comes from one of these lists, so they bound a search's cost at any index size."""
+
+    chunks: int = 200
+    """The chunks closest to the question."""
+    sentences: int = 400
+    """The sentences closest to the question, each bringing its chunk."""
+    keywords: int = 200
+    """The chunks BM25 scores highest."""
+    background: int = 512
+    """Chunks drawn uniformly from those in scope, whose dense relevance stands for that of every chunk in
+    the z-scores (BM25's background is exact: it is 0 wherever it does not match). All of them in a
+    collection this small, as when every chunk was scored."""
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """Every candidate chunk's similarities to one question, aligned by position (chunk ids ascending)."""
+
+    chunk_ids: np.ndarray
+    dense: np.ndarray
+    """Cosine of the question and the whole chunk."""
+    sentence: np.ndarray
+    """Cosine of the question and the chunk's closest sentence (the chunk's own cosine if it has none)."""
+    best_sentence: np.ndarray
+    """Id of that closest sentence, -1 if none."""
+    lexical: np.ndarray
+    """BM25 of the question's keywords against the chunk's terms (with its article's title and section)."""
+    relevance_background: tuple[float, float] | None = None
+    """Mean and spread of dense relevance over every chunk in scope (estimated on a uniform sample); None:
+    those of the candidates."""
+    lexical_background: tuple[float, float] | None = None
+    """Mean and spread of BM25 over every chunk in scope; None: those of the candidates."""
+
+    @classmethod
+    def empty(cls) -> ChunkScores:
+        nothing = np.zeros(0, dtype=np.float32)
+        return cls(np.zeros(0, dtype=np.int64), nothing, nothing, np.zeros(0, dtype=np.int64), nothing)
+
+
 class Searcher:
     """Finds the passages of an index that answer a question."""
 
@@ -173,12 +222,14 @@ class Searcher:
         encoder: TextEncoder,
         weights: RankingWeights | None = None,
         translator: QueryTranslator | None = None,
+        candidates: CandidateCounts | None = None,
     ) -> None:
         """Without a translator, English questions over Chinese articles are matched by embeddings only."""
         self.store = store
         self.encoder = encoder
         self.weights = weights or RankingWeights()
         self.translator = translator
+        self.candidates = candidates or CandidateCounts()
 
     def search(
         self,
@@ -202,9 +253,9 @@ class Searcher:
         # either wholly there or wholly gone, never scored in one read and missing from the next.
         with self.store.snapshot():
             keywords, lexical_weight = self.keywords(question, mode)
-            scores = self.store.score(
-                query_vector, keywords, sections=filters.sections, doc_ids=filters.doc_ids
-            )
+            # Keywords that do not count (an untranslated English question) bring no candidates either.
+            counted = keywords if lexical_weight > 0 or mode == "lexical" else Keywords()
+            scores = self._candidates(query_vector, counted, filters)
             ranking = self._rank(scores, mode, lexical_weight)
             order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
             hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
@@ -217,8 +268,8 @@ class Searcher:
             closest = [int(scores.best_sentence[position]) for position, _ in kept]
             # Keywords that do not count in the ranking (an untranslated English question) do not pick
             # sentences.
-            counted = keywords if lexical_weight > 0 else Keywords()
-            sentence_ids = self._answering_sentences(query_vector, counted, [hit for _, hit in kept], closest)
+            picking = keywords if lexical_weight > 0 else Keywords()
+            sentence_ids = self._answering_sentences(query_vector, picking, [hit for _, hit in kept], closest)
             spans = self.store.sentence_spans(sentence_ids)
         passages = [
             _passage(hit, rank, spans.get(sentence_id))
@@ -237,10 +288,71 @@ class Searcher:
             took_ms=round(took_ms, 2),
         )
 
+    def _candidates(
+        self, query_vector: np.ndarray, keywords: Keywords, filters: SearchFilters
+    ) -> ChunkScores:
+        """The union of each signal's candidates (within the filters), with every signal computed for each,
+        and each signal's background over every chunk in scope."""
+        store = self.store
+        allowed = store.allowed_chunks(filters.sections, filters.doc_ids)
+        if allowed is not None and allowed.size == 0:
+            return ChunkScores.empty()
+        counts = self.candidates
+        dense_ids, _ = store.nearest_chunks(query_vector, counts.chunks, allowed)
+        _, sentence_chunks, _ = store.nearest_sentences(query_vector, counts.sentences, allowed)
+        keyword_ids, keyword_scores = (
+            store.keyword_scores(keywords, allowed)
+            if keywords.terms or keywords.concepts
+            else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        )
+        best_keywords = keyword_ids
+        if keyword_ids.size > counts.keywords:
+            best_keywords = keyword_ids[np.argpartition(-keyword_scores, counts.keywords)[: counts.keywords]]
+        chunk_ids = np.union1d(np.union1d(dense_ids, sentence_chunks), best_keywords)
+        sample, in_scope = store.chunk_sample(counts.background, allowed)
+        if in_scope == 0:
+            return ChunkScores.empty()
+
+        # The dense signals of the candidates and of the sample, computed together.
+        scored = np.union1d(chunk_ids, sample)
+        dense = store.chunk_vectors(scored) @ query_vector
+        # A chunk takes its closest sentence's cosine, or its own when it has no sentence.
+        sentence = dense.copy()
+        best_sentence = np.full(scored.size, -1, dtype=np.int64)
+        sentences = store.chunk_sentences(scored)
+        if sentences.ids.size:
+            cosines = sentences.vectors @ query_vector
+            starts = sentences.group_starts()
+            # Within each chunk's group, the closest sentence first (ties: the earlier one).
+            closest = np.lexsort((-cosines, sentences.chunk_ids))[starts]
+            positions = np.searchsorted(scored, sentences.chunk_ids[starts])
+            sentence[positions], best_sentence[positions] = cosines[closest], sentences.ids[closest]
+        candidate = np.searchsorted(scored, chunk_ids)
+        background_relevance = self._blend(dense, sentence)[np.searchsorted(scored, sample)]
+        lexical = np.zeros(chunk_ids.size, dtype=np.float32)
+        matched = np.isin(keyword_ids, chunk_ids)
+        lexical[np.searchsorted(chunk_ids, keyword_ids[matched])] = keyword_scores[matched]
+        # BM25 is 0 for every chunk it does not match: its background over the scope is exact.
+        kept = keyword_scores if allowed is None else keyword_scores[np.isin(keyword_ids, allowed)]
+        lexical_mean = float(kept.sum(dtype=np.float64)) / in_scope
+        lexical_variance = float((kept.astype(np.float64) ** 2).sum()) / in_scope - lexical_mean**2
+        return ChunkScores(
+            chunk_ids,
+            dense[candidate].astype(np.float32),
+            sentence[candidate].astype(np.float32),
+            best_sentence[candidate],
+            lexical,
+            relevance_background=(float(background_relevance.mean()), float(background_relevance.std())),
+            lexical_background=(lexical_mean, max(lexical_variance, 0.0) ** 0.5),
+        )
+
     def _relevance(self, scores: ChunkScores) -> np.ndarray:
         """Dense relevance: the chunk's cosine blended with that of its closest sentence."""
+        return self._blend(scores.dense, scores.sentence)
+
+    def _blend(self, dense: np.ndarray, sentence: np.ndarray) -> np.ndarray:
         share = self.weights.sentence
-        return (1 - share) * scores.dense + share * scores.sentence
+        return (1 - share) * dense + share * sentence
 
     def _answering_sentences(
         self, query_vector: np.ndarray, keywords: Keywords, hits: list[ChunkHit], closest: list[int]
@@ -253,22 +365,24 @@ class Searcher:
         if weight == 0 or not (keywords.terms or keywords.concepts):
             return closest
         sentences = self.store.chunk_sentences([hit.chunk_id for hit in hits])
+        groups = [sentences.of(hit.chunk_id) for hit in hits]
         texts = [
             hit.chunk.text[start - hit.chunk.char_start : end - hit.chunk.char_start]
-            for hit in hits
-            for start, end in (sentences[hit.chunk_id].spans if hit.chunk_id in sentences else [])
+            for hit, group in zip(hits, groups, strict=True)
+            for start, end in zip(sentences.starts[group], sentences.ends[group], strict=True)
         ]
         # One call for every sentence: each concept's document frequency is looked up once.
-        matches = iter(self.store.keyword_matches(texts, keywords))
-        chosen = []
-        for hit, fallback in zip(hits, closest, strict=True):
-            candidates = sentences.get(hit.chunk_id)
-            if candidates is None:
+        matches = self.store.keyword_matches(texts, keywords)
+        cosines = sentences.vectors @ query_vector if sentences.ids.size else sentences.ids
+        chosen, offset = [], 0
+        for group, fallback in zip(groups, closest, strict=True):
+            size = group.stop - group.start
+            if size == 0:
                 chosen.append(fallback)
                 continue
-            found = np.array([next(matches) for _ in candidates.spans])
-            score = _z(candidates.vectors @ query_vector) + weight * _z(found)
-            chosen.append(int(candidates.ids[int(np.argmax(score))]))
+            score = _z(cosines[group]) + weight * _z(matches[offset : offset + size])
+            chosen.append(int(sentences.ids[group][int(np.argmax(score))]))
+            offset += size
         return chosen
 
     def _confidence(self, relevance: np.ndarray, top: int) -> float:
@@ -302,15 +416,18 @@ class Searcher:
             return self._relevance(scores)
         if mode == "lexical":
             return scores.lexical
-        return _z(self._relevance(scores)) + lexical_weight * _z(scores.lexical)
+        return _z(self._relevance(scores), scores.relevance_background) + lexical_weight * _z(
+            scores.lexical, scores.lexical_background
+        )
 
 
-def _z(values: np.ndarray) -> np.ndarray:
-    # z-scores put signals of different scales (cosines, BM25) on one footing per question.
+def _z(values: np.ndarray, background: tuple[float, float] | None = None) -> np.ndarray:
+    """z-scores put signals of different scales (cosines, BM25) on one footing per question: against the
+    background's (mean, spread), else against the values' own."""
     if values.size == 0:
         return values
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+    mean, spread = background or (float(values.mean()), float(values.std()))
+    return (values - mean) / spread if spread > 0 else np.zeros_like(values)
 
 
 def _bigrams(text: str) -> set[str]:

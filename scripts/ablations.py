@@ -1,10 +1,12 @@
 """The retrieval choices measured one against another (the "what lost" table of docs/EVAL.md).
 
     python scripts/ablations.py QUESTIONS.jsonl --corpus PATH [--corpus PATH ...] [--with-context-index]
+        [--only TEXT]
 
 Every variant is the product's Searcher with one thing changed; all run on the same cached corpus index
 (`citeqa eval` builds the same one). `--with-context-index` also builds, uncached, an index whose chunk
-vectors embed the article's section and title with the passage, as the first design did.
+vectors embed the article's section and title with the passage, as the first design did. `--only TEXT`
+runs the variants whose name holds TEXT (e.g. `--only candidates`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from eval.runner import run_eval
 from index.chunking import matching_text
 from index.ingest import Indexer
 from index.lexical import Keywords
-from index.search import DEFAULT_MODE, RankingWeights, Searcher, SearchMode
-from index.store import IndexedDocument, IndexStore
+from index.search import DEFAULT_MODE, CandidateCounts, RankingWeights, Searcher, SearchMode
+from index.storage.documents import IndexedDocument
+from index.store import IndexStore
 from index.text import terms
 
 
@@ -67,6 +70,7 @@ def main() -> None:
     parser.add_argument("questions", type=Path)
     parser.add_argument("--corpus", type=Path, action="append", required=True)
     parser.add_argument("--with-context-index", action="store_true")
+    parser.add_argument("--only", default="", help="Run only the variants whose name holds this text.")
     args = parser.parse_args()
     settings = get_settings()
     resources = load_resources(settings, args.corpus)
@@ -122,6 +126,24 @@ def main() -> None:
         CiteQARetriever(Searcher(store, encoder, default, translator), "lexical (BM25)", "lexical"),
         CiteQARetriever(Searcher(store, encoder, default), "lexical, no translation", "lexical"),
     ]
+    # How many candidates each signal gives (chunks, sentences, keywords); the default is CandidateCounts().
+    everything = 10**9
+    for counts in (
+        CandidateCounts(50, 100, 50),
+        CandidateCounts(100, 200, 100),
+        CandidateCounts(),
+        CandidateCounts(400, 800, 400),
+        CandidateCounts(everything, everything, everything),
+    ):
+        label = f"{counts.chunks}/{counts.sentences}/{counts.keywords}"
+        label = "every chunk" if counts.chunks == everything else label
+        label += " (default)" if counts == CandidateCounts() else ""
+        retrievers.append(
+            CiteQARetriever(
+                Searcher(store, encoder, default, translator, counts), f"hybrid, candidates {label}", "hybrid"
+            )
+        )
+    retrievers = [retriever for retriever in retrievers if args.only in retriever.name]
     with tempfile.TemporaryDirectory() as scratch:
         if args.with_context_index:
             context_store = IndexStore.open(Path(scratch), manifest)
@@ -133,6 +155,8 @@ def main() -> None:
                     "dense",
                 )
             )
+        if not retrievers:
+            parser.error(f"No variant's name holds {args.only!r}.")
         report = run_eval(args.questions, retrievers, top_k=10)
     print("| variant | hit@1 | hit@5 | MRR@10 | article hit@1 | zh hit@1 | en hit@1 |")
     print("|---|---|---|---|---|---|---|")

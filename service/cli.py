@@ -29,6 +29,7 @@ from index.search import (
     check_mode,
     check_question,
 )
+from index.store import IndexKind
 from service.render import render_answer, render_passage
 
 app = typer.Typer(
@@ -285,11 +286,26 @@ def delete(doc_id: Annotated[str, typer.Argument(help="The id shown by `citeqa d
 
 
 @app.command()
-def reindex() -> None:
+def reindex(
+    index_kind: Annotated[
+        IndexKind | None,
+        typer.Option(
+            "--index-kind",
+            help="Vector index to build: auto (exact while small, HNSW past a measured size), flat (always "
+            "exact) or hnsw (always approximate). Default: as the index has it now.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Re-chunk and re-embed every stored document (after changing the model or chunk settings)."""
     with _resources(rebuild=True) as resources, _embedding_progress("Re-embedding") as hook:
-        results = resources.indexer.reindex(on_progress=hook)
-    console.print(f"Re-indexed {len(results)} documents ({sum(r.chunks for r in results)} chunks).")
+        results = resources.indexer.reindex(on_progress=hook, index_kind=index_kind)
+        specs = resources.store.vector_specs()
+    console.print(
+        f"Re-indexed {len(results)} documents ({sum(r.chunks for r in results)} chunks); vector indexes: "
+        + ", ".join(f"{kind} {spec.describe()}" for kind, spec in specs.items())
+        + "."
+    )
 
 
 @model_app.command("prepare")

@@ -1,6 +1,6 @@
 """Keyword search stored with the documents and updated in place: BM25 posting lists in SQLite.
 
-Scores are exactly those of `index.lexical.LexicalIndex` over the live chunks (plain terms as bm25s scores
+Scores are exactly those of an in-memory BM25 over the live chunks (`tests/index/reference_bm25.py`) (plain terms as bm25s scores
 them, concepts as a Pirkola structured query, `match_scores` for sentences), but nothing is rebuilt after a
 write and nothing is held per chunk in memory: a search reads the posting lists of the question's terms
 only, and an add or a remove writes rows in proportion to the chunks it adds or removes.
@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from index.lexical import _B, _K1, Concept, Keywords, _idf, best_alternative_weights
+from index.lexical import K1, B, Concept, Keywords, best_alternative_weights, idf
 from index.text import has_chinese
 
 # Blocks of a size tier merged into one by `compact`: more means fewer rewrites of each posting (one per
@@ -68,7 +68,7 @@ PURGE_MIN = 1024
 COMPACT_BUDGET = 100_000
 TERM_COST = 500
 # Concepts whose frequencies are kept between reads: a question's concepts are looked up twice, to rank
-# chunks and to choose each passage's sentence (as LexicalIndex's LRU).
+# chunks and to choose each passage's sentence .
 CONCEPT_CACHE = 64
 # Terms whose id and document frequency are kept between reads, at most.
 TERM_CACHE = 65536
@@ -526,7 +526,7 @@ class KeywordIndex:
 
     def search(self, keywords: Keywords, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every live chunk with a positive BM25 score for the keywords (only those in `allowed` when given):
-        chunk ids ascending (int64) and their scores (float32), as `LexicalIndex.scores` would give them.
+        chunk ids ascending (int64) and their scores (float32), as bm25s would give them for plain terms.
 
         Reads the posting lists of the question's terms and of its concepts' alternatives, whatever
         `allowed` holds: document frequencies are those of all live chunks, as before."""
@@ -538,7 +538,7 @@ class KeywordIndex:
         return ids[keep], scores[keep]
 
     def match_scores(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
-        """How much of the keywords each text holds, with the index's idf (`LexicalIndex.match_scores`):
+        """How much of the keywords each text holds, with the index's idf:
         for texts too short for BM25's statistics, such as the sentences of a passage."""
         lowered = [text.lower() for text in texts]
         everything = "\n".join(lowered)
@@ -553,7 +553,7 @@ class KeywordIndex:
                 row = rows.get(term)
                 if row is not None:
                     found = np.array([term in text for text in lowered])
-                    total += found * _idf(n_chunks, row[1])
+                    total += found * idf(n_chunks, row[1])
             for concept in keywords.concepts:
                 matching = self._concept_frequency(state, concept).ids.size
                 if not matching:
@@ -561,7 +561,7 @@ class KeywordIndex:
                 best = best_alternative_weights(
                     lowered, everything, concept, lambda term: rows.get(term) is not None
                 )
-                total += best * _idf(n_chunks, matching)
+                total += best * idf(n_chunks, matching)
         return total
 
     @contextlib.contextmanager
@@ -602,28 +602,25 @@ class KeywordIndex:
                 tf = found.tf.astype(np.float64)
                 id_parts.append(found.ids)
                 score_parts.append(
-                    count
-                    * _idf(stats.chunks, row[1])
-                    * tf
-                    / (tf + _K1 * (1 - _B + _B * found.lengths / average))
+                    count * idf(stats.chunks, row[1]) * tf / (tf + K1 * (1 - B + B * found.lengths / average))
                 )
-            # LexicalIndex.concept_scores: lengths as they are, their mean taken as at least 1.
+            # Concepts: lengths as they are, their mean taken as at least 1.
             average = max(stats.length / stats.chunks, 1.0)
             for concept in keywords.concepts:
                 concept_frequency = self._concept_frequency(state, concept)
                 if concept_frequency.ids.size:
                     frequency = concept_frequency.frequency.astype(np.float64)
-                    norm = _K1 * (1 - _B + _B * concept_frequency.lengths / average)
+                    norm = K1 * (1 - B + B * concept_frequency.lengths / average)
                     id_parts.append(concept_frequency.ids)
                     score_parts.append(
-                        _idf(stats.chunks, concept_frequency.ids.size) * frequency / (frequency + norm)
+                        idf(stats.chunks, concept_frequency.ids.size) * frequency / (frequency + norm)
                     )
         ids, sums, _ = _group(id_parts, score_parts)
         return ids, sums.astype(np.float32)
 
     def _concept_frequency(self, state: _State, concept: Concept) -> _Frequency:
         """A concept's frequency in each live chunk: the weighted sum of its alternatives' frequencies, an
-        alternative of several terms counting as often as its rarest term (`LexicalIndex`)."""
+        alternative of several terms counting as often as its rarest term."""
         cached = state.concepts.get(concept)
         if cached is not None:
             state.concepts.move_to_end(concept)
@@ -653,9 +650,10 @@ class KeywordIndex:
     def _term_rows(self, state: _State, terms: Collection[str]) -> dict[str, tuple[int, int] | None]:
         """(term id, document frequency) of each term of the live chunks; None for the others."""
         missing = [term for term in terms if term not in state.terms]
+        if missing and len(state.terms) + len(missing) > TERM_CACHE:
+            state.terms.clear()  # the cache is full: start afresh with these terms only
+            missing = list(terms)
         if missing:
-            if len(state.terms) + len(missing) > TERM_CACHE:
-                state.terms.clear()
             state.terms.update(dict.fromkeys(missing))
             for row in _rows_in(
                 self._db, "SELECT term_id, term, df FROM keyword_terms WHERE df > 0 AND term IN ({})", missing

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
@@ -189,13 +189,15 @@ def choose_spec(
     return DEFAULT_HNSW_SPEC if storage is None else DEFAULT_HNSW_SPEC.model_copy(update={"storage": storage})
 
 
-def fit_to_size(index: FaissVectorIndex) -> FaissVectorIndex:
-    """`index` itself when `choose_spec` keeps its spec, else a copy rebuilt under the chosen spec.
+def fit_to_size(index: FaissVectorIndex, spec: IndexSpec | None = None) -> FaissVectorIndex:
+    """`index` itself when it already has `spec` (default: the one `choose_spec` keeps or gives for its
+    size), tuned in place when only efSearch differs, else a copy rebuilt under `spec`.
 
     The copy is a new object (the original keeps serving until the caller swaps them); building HNSW
     costs 35 s per 100,000 vectors and 3.7 minutes for 1M on this machine, quiet (bench/vectors.py).
     """
-    spec = choose_spec(len(index), index.dimension, current=index.spec)
+    if spec is None:
+        spec = choose_spec(len(index), index.dimension, current=index.spec)
     if spec == index.spec:
         return index
     if spec == index.spec.model_copy(update={"ef_search": spec.ef_search}):
@@ -238,6 +240,8 @@ class FaissVectorIndex:
         self._sorted_positions = np.zeros(0, dtype=np.int64)
         self._live_bitmap: np.ndarray | None = None  # cache of the live positions as a FAISS bitmap
         self._scratch = threading.local()  # per-thread buffers of exact searches among `allowed`
+        self.metadata: dict[str, Any] = {}
+        """What the caller stored with the index in its file (`save`'s `metadata`), read back by `load`."""
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -445,11 +449,12 @@ class FaissVectorIndex:
 
     # -- files ----------------------------------------------------------------------------------------
 
-    def save(self, path: Path | str) -> None:
+    def save(self, path: Path | str, metadata: dict[str, Any] | None = None) -> None:
         """Write the whole index to `path` atomically: a temporary file in the same directory, fsynced,
         then renamed over `path` (and the directory fsynced), so a crash leaves the old file or the new
         one, never a mix. Costs a full write (about the index's memory size), so a store should save at
-        checkpoints, not after every commit."""
+        checkpoints, not after every commit. `metadata` (JSON-serialisable) is stored in the header and
+        becomes `metadata` of the loaded index (e.g. the store's generation the file holds)."""
         target = Path(path)
         # A name of its own per process and thread: two savers must not write into one temporary file.
         temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -461,6 +466,7 @@ class FaissVectorIndex:
                 "positions": len(self._position_ids),
                 "live": len(self),
                 "compact_share": self._compact_share,
+                "metadata": metadata or {},
             }
         ).encode()
         try:
@@ -520,6 +526,7 @@ class FaissVectorIndex:
         loaded._position_ids = position_ids
         loaded._sorted_ids = sorted_ids
         loaded._sorted_positions = np.flatnonzero(live)[order]
+        loaded.metadata = dict(header.get("metadata") or {})
         return loaded
 
     # -- internals ------------------------------------------------------------------------------------

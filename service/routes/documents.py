@@ -7,7 +7,7 @@ from citeqa.errors import UploadRejected, UploadTooLarge
 from index.documents import Document
 from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
-from index.store import DocumentSummary
+from index.storage.documents import DocumentSummary
 from service.deps import ResourcesDep
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])

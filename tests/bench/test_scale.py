@@ -1,5 +1,6 @@
 """Smoke run of the scale benchmark (bench/scale.py) at a small size: the bundled sample report, the free
-encoder only (no real model, no translator), so it needs neither ../shared nor a model and stays fast.
+text-hash encoder only (no real model, no translator), so it needs neither ../shared nor a model and
+stays fast.
 The large sizes are run by hand (docs/PERF.md); this only checks that the benchmark works and reports
 every figure."""
 
@@ -39,6 +40,7 @@ REQUIRED = [
     "peak_rss_mib",
     "disk_mib",
     "recall_at_10",
+    "sentence_recall_at_10",
 ]
 ENCODING_INCLUDED = ["search_included_p50_ms", "search_included_p95_ms"]
 
@@ -88,8 +90,12 @@ def test_smoke_run_reports_every_figure(smoke_run: tuple[dict, str]) -> None:
     assert row["chunks"] >= 2000
     for slices in (row["ingest_slices_chunks_per_s"], row["ingest_slices_chunks_per_cpu_s"]):
         assert len(slices) == 10 and all(rate > 0 for rate in slices)
-    # Today's store searches chunk vectors exactly (flat FAISS): nothing may be missed.
+    # At 2,000 chunks (and ~8,800 sentences) both vector indexes are flat, exact: nothing may be missed.
+    assert row["serving"]["vector_indexes"] == {"chunks": "flat/fp32", "sentences": "flat/fp32"}
+    assert row["vector_indexes"] == "chunks flat/fp32, sentences flat/fp32"
     assert row["recall_at_10"] == 1.0
+    assert row["sentence_recall_at_10"] == 1.0
+    assert row["serving"]["recall"]["sentences"]["exact_vectors"] > row["chunks"]
     # The serving process's figures do not include the build's memory: it starts small and grows.
     assert 0 < row["serving"]["rss_start_mib"] < row["peak_rss_mib"]
     # The table names every metric, with one column for the size.
@@ -106,15 +112,57 @@ def test_smoke_run_leaves_the_index_at_its_size(smoke_run: tuple[dict, str]) -> 
     assert row["serving"]["documents"] == row["documents"]
 
 
-def test_encoder_is_deterministic_unit_and_salted(scale: ModuleType) -> None:
-    encoder = scale.HashEncoder()
-    first = encoder.encode_passages(["一段文字", "另一段文字"])
-    assert first.shape == (2, scale.DIMENSION) and first.dtype == np.float32
+PASSAGES = [
+    "工信部年底密集调研前沿科技行业，加快推动5G产业高质量发展。近一个月里，工信部系统开展了逾10次调研。",
+    "量子计算原型机“九章”问世，求解高斯玻色取样问题的速度比目前最快的超级计算机快一百万亿倍。",
+    "Qualcomm opened an AI innovation lab in Tianjin to help local companies develop intelligent products.",
+]
+
+
+def test_encoder_is_deterministic_and_unit(scale: ModuleType) -> None:
+    encoder = scale.TextHashEncoder()
+    first = encoder.encode_passages(PASSAGES)
+    assert first.shape == (3, scale.DIMENSION) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(first, scale.HashEncoder().encode_passages(["一段文字", "另一段文字"]))
-    # Another copy of the same text gets another vector: the index holds no exact duplicates.
-    salted = scale.HashEncoder(salt="copy-1").encode_passages(["一段文字"])
-    assert abs(float(first[0] @ salted[0])) < 0.3
+    # Another instance (nothing remembered) gives the same vectors, whatever the batch.
+    np.testing.assert_array_equal(first, scale.TextHashEncoder().encode_passages(PASSAGES))
+    np.testing.assert_allclose(scale.TextHashEncoder().encode_passages(PASSAGES[1:])[0], first[1], atol=1e-6)
+    queries = encoder.encode_queries(PASSAGES)
+    assert queries.shape == (3, scale.DIMENSION) and queries.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(queries, scale.TextHashEncoder().encode_queries(PASSAGES))
+    assert encoder.seconds > 0 and encoder.cpu_seconds >= 0
+    assert encoder.encode_queries([]).shape == (0, scale.DIMENSION)
+
+
+def test_salted_copies_differ_but_stay_similar(scale: ModuleType) -> None:
+    original = scale.TextHashEncoder(salt="copy-0").encode_passages(PASSAGES)
+    for salt in ("copy-1", "copy-7"):
+        copy = scale.TextHashEncoder(salt=salt).encode_passages(PASSAGES)
+        cosines = np.sum(original * copy, axis=1)
+        # NOISE = 0.5: 1 / (1 + 0.25) = 0.8 between copies, up to what the random parts happen to share.
+        assert ((cosines > 0.6) & (cosines < 0.95)).all(), cosines
+    # Copies of one passage are nearer each other than to another passage.
+    assert float(original[0] @ copy[0]) > float(original[0] @ copy[1])
+
+
+def test_question_is_nearest_the_passage_it_was_written_about(scale: ModuleType) -> None:
+    encoder = scale.TextHashEncoder(salt="copy-3")
+    passages = encoder.encode_passages(PASSAGES)
+    questions = encoder.encode_queries(
+        [
+            "近一个月里，工信部围绕5G开展了多少次调研？",
+            "“九章”比超级计算机快多少倍？",
+            "Where did Qualcomm open its AI innovation lab?",
+        ]
+    )
+    scores = questions @ passages.T
+    assert (scores.argmax(axis=1) == [0, 1, 2]).all(), scores
+    for row in range(3):  # by a clear margin
+        assert scores[row, row] > np.delete(scores[row], row).max() + 0.1, scores
+    # A passage's own text as a question: its copy is 1 / sqrt(1 + NOISE²) ≈ 0.89 from it.
+    own = np.sum(encoder.encode_queries(PASSAGES) * passages, axis=1)
+    np.testing.assert_allclose(own, 1 / np.sqrt(1 + scale.NOISE**2), atol=0.05)
 
 
 def test_slices_split_a_step_in_proportion(scale: ModuleType) -> None:

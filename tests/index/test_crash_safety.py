@@ -5,12 +5,14 @@ A writer process ingests new documents in small batches. At a chosen point of it
 
 - `while-embedding`: the second batch is being embedded, nothing of it written;
 - `in-transaction`: its rows written inside the SQLite transaction, not committed;
-- `after-commit`: committed to SQLite, no FAISS file written yet (the files on disk are one batch old);
-- `between-faiss-renames`: chunks.faiss renamed into place, sentences.faiss not yet;
-- `after-faiss-renames`: both FAISS files in place, the generation tag not yet written.
+- `after-commit`: committed to SQLite, no vector file saved yet (the files on disk are one batch old);
+- `between-checkpoint-files`: the chunks' vector file renamed into place, the sentences' not yet;
+- `after-checkpoint`: both vector files in place, the manifest and the log not yet updated.
 
-The points are reached by wrapping functions in the writer only (the encoder's `encode_passages`,
-`IndexStore._write_documents`, `IndexStore._save_vectors`, `os.replace`), not by changing product code.
+The writer saves its vector files after every commit (its checkpoint thresholds set to 0), so that each
+point is reached in the second batch. The points are reached by wrapping functions in the writer only (the
+encoder's `encode_passages`, `IndexStore._write_documents`, `IndexStore._checkpoint`, `os.replace`), not
+by changing product code.
 One host process imports the code once and forks a writer per point, each on its own index.
 Reopened, an index must hold the earlier documents and the first batch whole and searchable, the
 second batch wholly if (and only if) it was committed, and nothing of any later batch.
@@ -19,7 +21,6 @@ second batch wholly if (and only if) it was committed, and nothing of any later 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -32,14 +33,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import pytest
 
-from index.chunking import Chunker
+from index.chunking import Chunker, sentence_spans
 from index.documents import Document
 from index.ingest import Indexer
 from index.search import Searcher, SearchFilters
-from index.store import DATABASE_FILE, VECTOR_FILES, VECTORS_TAG_FILE, IndexStore
+from index.storage.documents import DATABASE_FILE, UNIT_KINDS
+from index.storage.vectors import FaissVectorIndex
+from index.store import VECTOR_FILES, IndexStore
 from tests.conftest import REPO_ROOT, make_document, manifest_for
 from tests.fakes import FakeEncoder
 
@@ -72,6 +74,7 @@ HOST = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     import jieba
     import index.ingest as ingest_module
+    import index.store as store_module
     from index.chunking import Chunker
     from index.documents import Document
     from index.ingest import Indexer
@@ -82,9 +85,14 @@ HOST = textwrap.dedent(
     documents = [Document.model_validate_json(line) for line in Path(sys.argv[1]).read_text().splitlines()]
     point, batch = None, 0
 
+    def event(*words):
+        # One write(2) per line, atomic on a pipe: print() may write the words apart, and the writers'
+        # lines would then interleave.
+        os.write(1, (" ".join(map(str, ({marker!r},) + words)) + "\\n").encode())
+
     def at(name):
         if name == point and batch == {killed_batch}:
-            print({marker!r}, "reached", point, os.getpid(), flush=True)
+            event("reached", point, os.getpid())
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # until the test's SIGKILL, which comes at once
                 time.sleep(0.05)
@@ -98,27 +106,27 @@ HOST = textwrap.dedent(
             return super().encode_passages(texts, on_progress)
 
     write_documents = IndexStore._write_documents
-    def _write_documents(db, items):
-        change = write_documents(db, items)
+    def _write_documents(self, write, items):
+        write_documents(self, write, items)
         at("in-transaction")
-        return change
-    IndexStore._write_documents = staticmethod(_write_documents)
+    IndexStore._write_documents = _write_documents
 
-    save_vectors = IndexStore._save_vectors
-    def _save_vectors(self, generation):
+    checkpoint = IndexStore._checkpoint
+    def _checkpoint(self):
         at("after-commit")
-        return save_vectors(self, generation)
-    IndexStore._save_vectors = _save_vectors
+        checkpoint(self)
+    IndexStore._checkpoint = _checkpoint
 
     replace = os.replace
     def _replace(source, destination, *args, **kwargs):
         replace(source, destination, *args, **kwargs)
         if Path(destination).name == VECTOR_FILES["chunks"]:
-            at("between-faiss-renames")
+            at("between-checkpoint-files")
         if Path(destination).name == VECTOR_FILES["sentences"]:
-            at("after-faiss-renames")
+            at("after-checkpoint")
     os.replace = _replace
     ingest_module.COMMIT_EVERY_CHUNKS = {commit_every}
+    store_module.CHECKPOINT_MIN_CHANGES, store_module.CHECKPOINT_SHARE = 0, 0.0
 
     def write(directory):
         encoder, chunker = Encoder(), Chunker({chunk_size}, {chunk_overlap})
@@ -136,11 +144,11 @@ HOST = textwrap.dedent(
                 os._exit(5)
             os._exit(4)  # the point was never reached
         writers[pid] = point
-        print({marker!r}, "forked", point, pid, flush=True)
+        event("forked", point, pid)
     while writers:
         pid, status = os.wait()
         ended = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print({marker!r}, "exited", writers.pop(pid), ended, flush=True)
+        event("exited", writers.pop(pid), ended)
     """
 ).format(
     repo=str(REPO_ROOT),
@@ -157,24 +165,20 @@ class OnDisk:
     """What a killed writer left on disk, read before any CiteQA code opens (and repairs) the index."""
 
     generation: int
-    chunks: int
-    sentences: int
-    faiss_chunks: int
-    faiss_sentences: int
-    tag_generation: int
+    rows: dict[str, int]
+    """Chunks and sentences committed."""
+    saved: dict[str, tuple[int, int]]
+    """Each kind's vector file: (the generation it holds, its vectors)."""
 
 
 def _on_disk(directory: Path) -> OnDisk:
     # A plain read: SQLite sees the last committed state (an uncommitted write is not in it).
     with contextlib.closing(sqlite3.connect(directory / DATABASE_FILE)) as db:
         generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-        chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        sentences = db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
-    faiss_counts = {
-        kind: faiss.read_index(str(directory / name)).ntotal for kind, name in VECTOR_FILES.items()
-    }
-    tag = json.loads((directory / VECTORS_TAG_FILE).read_text())["generation"]
-    return OnDisk(generation, chunks, sentences, faiss_counts["chunks"], faiss_counts["sentences"], tag)
+        rows = {kind: db.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()[0] for kind in UNIT_KINDS}
+    files = {kind: FaissVectorIndex.load(directory / name) for kind, name in VECTOR_FILES.items()}
+    saved = {kind: (index.metadata["generation"], len(index)) for kind, index in files.items()}
+    return OnDisk(generation, rows, saved)
 
 
 def _open(directory: Path) -> IndexStore:
@@ -241,8 +245,8 @@ POINTS = {
     "while-embedding": False,
     "in-transaction": False,
     "after-commit": True,
-    "between-faiss-renames": True,
-    "after-faiss-renames": True,
+    "between-checkpoint-files": True,
+    "after-checkpoint": True,
 }
 
 
@@ -302,16 +306,22 @@ def test_sigkill_at_each_point_of_a_write_leaves_documents_whole_or_absent(
 
     # The kill landed where it was meant to: the files tell the point apart.
     disk = _on_disk(directory)
-    chunks_per_batch = DOCUMENTS_PER_BATCH * 2
-    committed_chunks = disk.chunks
     if second_batch_kept:
-        assert disk.generation == disk.tag_generation + 1  # committed, the tag one write behind
-        stale_chunks = committed_chunks - chunks_per_batch
-        assert disk.faiss_chunks == (stale_chunks if point == "after-commit" else committed_chunks)
-        assert (disk.faiss_sentences == disk.sentences) is (point == "after-faiss-renames")
+        # Committed; each vector file holds the new generation once saved, else the one before it.
+        saved = {
+            "chunks": point != "after-commit",
+            "sentences": point == "after-checkpoint",
+        }
+        sentences_per_batch = sum(
+            len(sentence_spans(chunk)) for document in BATCHES[1] for chunk in chunker.split(document)
+        )
+        for kind, new_rows in (("chunks", DOCUMENTS_PER_BATCH * 2), ("sentences", sentences_per_batch)):
+            if saved[kind]:
+                assert disk.saved[kind] == (disk.generation, disk.rows[kind])
+            else:
+                assert disk.saved[kind] == (disk.generation - 1, disk.rows[kind] - new_rows)
     else:
-        assert disk.generation == disk.tag_generation
-        assert (disk.faiss_chunks, disk.faiss_sentences) == (disk.chunks, disk.sentences)
+        assert disk.saved == {kind: (disk.generation, disk.rows[kind]) for kind in UNIT_KINDS}
 
     store = _open(directory)
     try:
@@ -326,8 +336,6 @@ def test_sigkill_at_each_point_of_a_write_leaves_documents_whole_or_absent(
         searcher = Searcher(store, FakeEncoder())
         for document in EARLIER:
             assert searcher.search(document.text[:12], top_k=1).passages[0].citation.doc_id == document.doc_id
-        reopened = _on_disk(directory)
-        assert store.vector_counts() == {"chunks": reopened.chunks, "sentences": reopened.sentences}
-        assert reopened.tag_generation == reopened.generation
+        assert store.vector_counts() == _on_disk(directory).rows
     finally:
         store.close()

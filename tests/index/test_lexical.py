@@ -3,8 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.lexical import Alternative, Concept, Keywords, LexicalIndex
+from index.lexical import Alternative, Concept, Keywords
+from index.storage.keywords import KeywordIndex
 from index.text import terms
+from tests.index.storage.test_keywords import connect, write
 
 CHUNKS = [
     ["台积", "电", "收盘价", "每股", "美元"],
@@ -15,9 +17,27 @@ CHUNKS = [
 ]
 
 
+class Scored:
+    """A keyword index of CHUNKS (ids 10, 11, …) whose scores come as one array aligned with CHUNKS."""
+
+    def __init__(self, chunks: list[list[str]]) -> None:
+        self.index = KeywordIndex(connect())
+        write(self.index._db, lambda db: self.index.add_many(db, enumerate(chunks, start=10)))
+        self.size = len(chunks)
+
+    def scores(self, keywords: Keywords) -> np.ndarray:
+        ids, found = self.index.search(keywords)
+        aligned = np.zeros(self.size, dtype=np.float32)
+        aligned[ids - 10] = found
+        return aligned
+
+    def match_scores(self, texts: list[str], keywords: Keywords) -> np.ndarray:
+        return self.index.match_scores(texts, keywords)
+
+
 @pytest.fixture
-def lexical() -> LexicalIndex:
-    return LexicalIndex(np.arange(10, 10 + len(CHUNKS)), CHUNKS)
+def lexical() -> Scored:
+    return Scored(CHUNKS)
 
 
 def single(word: str, *chinese: str) -> Concept:
@@ -37,14 +57,14 @@ def test_terms_are_lowercased_jieba_words_without_punctuation() -> None:
     ]
 
 
-def test_concepts_of_one_word_each_rank_chunks_as_bm25s_ranks_the_same_terms(lexical: LexicalIndex) -> None:
+def test_concepts_of_one_word_each_rank_chunks_as_bm25s_ranks_the_same_terms(lexical: Scored) -> None:
     plain = lexical.scores(Keywords(terms=["芯片", "手机"]))
     structured = lexical.scores(Keywords(concepts=[single("chip", "芯片"), single("phone", "手机")]))
     assert list(np.argsort(-plain, kind="stable")) == list(np.argsort(-structured, kind="stable"))
     assert np.allclose(structured / structured.max(), plain / plain.max(), atol=1e-5)
 
 
-def test_a_concept_counts_its_alternatives_as_one_term(lexical: LexicalIndex) -> None:
+def test_a_concept_counts_its_alternatives_as_one_term(lexical: Scored) -> None:
     # "chip or phone" as one concept matches chunks 1-3, so it is commoner than either word alone:
     # a chunk holding both words gains less than from two separate terms.
     one_concept = lexical.scores(Keywords(concepts=[single("device", "芯片", "手机")]))
@@ -54,13 +74,13 @@ def test_a_concept_counts_its_alternatives_as_one_term(lexical: LexicalIndex) ->
 
 
 def test_an_alternative_of_several_index_terms_matches_only_where_all_of_them_occur(
-    lexical: LexicalIndex,
+    lexical: Scored,
 ) -> None:
     tsmc = Concept("tsmc", (Alternative("台积电", ("台积", "电"), 1.0),))
     assert list(np.flatnonzero(lexical.scores(Keywords(concepts=[tsmc])))) == [0]
 
 
-def test_lighter_alternatives_score_less_and_unknown_words_score_nothing(lexical: LexicalIndex) -> None:
+def test_lighter_alternatives_score_less_and_unknown_words_score_nothing(lexical: Scored) -> None:
     full = lexical.scores(Keywords(concepts=[Concept("intel", (Alternative("英特尔", ("英特尔",), 1.0),))]))
     half = lexical.scores(Keywords(concepts=[Concept("intel", (Alternative("英特尔", ("英特尔",), 0.5),))]))
     assert 0 < half[1] < full[1]
@@ -70,11 +90,11 @@ def test_lighter_alternatives_score_less_and_unknown_words_score_nothing(lexical
 
 
 def test_an_empty_index_scores_nothing() -> None:
-    empty = LexicalIndex(np.zeros(0, dtype=np.int64), [])
+    empty = Scored([])
     assert empty.scores(Keywords(terms=["芯片"], concepts=[single("chip", "芯片")])).shape == (0,)
 
 
-def test_match_scores_count_each_question_term_a_text_contains_by_its_idf(lexical: LexicalIndex) -> None:
+def test_match_scores_count_each_question_term_a_text_contains_by_its_idf(lexical: Scored) -> None:
     texts = ["英特尔发布量子芯片。", "手机市场下滑。", "天气晴朗。"]
     scores = lexical.match_scores(texts, Keywords(terms=["芯片", "下滑", "天气"]))
     # 芯片 is in two of the five chunks and 下滑 in one, so 下滑 counts for more; 天气 is not indexed.
@@ -82,7 +102,7 @@ def test_match_scores_count_each_question_term_a_text_contains_by_its_idf(lexica
     assert scores[2] == 0
 
 
-def test_match_scores_count_a_concept_by_the_best_alternative_a_text_contains(lexical: LexicalIndex) -> None:
+def test_match_scores_count_a_concept_by_the_best_alternative_a_text_contains(lexical: Scored) -> None:
     device = Concept(
         "device",
         (

@@ -5,8 +5,8 @@ import pytest
 
 from index.ingest import Indexer
 from index.lexical import Keywords
-from index.search import RankingWeights, Searcher, SearchMode, _z
-from index.store import ChunkScores, IndexStore
+from index.search import CandidateCounts, ChunkScores, RankingWeights, Searcher, SearchFilters, SearchMode, _z
+from index.store import IndexStore
 from index.text import is_cjk
 from index.translation import QueryTranslator
 from tests.conftest import make_document
@@ -100,15 +100,17 @@ def test_dense_search_looks_for_no_keywords(
 ) -> None:
     indexer.add([PANEL, QUANTUM])
     asked: list[Keywords] = []
-    score = store.score
+    keyword_scores = store.keyword_scores
     monkeypatch.setattr(
-        store, "score", lambda vector, keywords, **kw: asked.append(keywords) or score(vector, keywords, **kw)
+        store,
+        "keyword_scores",
+        lambda keywords, allowed=None: asked.append(keywords) or keyword_scores(keywords, allowed),
     )
     searcher = Searcher(store, fake_encoder, translator=QueryTranslator([("面板", ["panel"])]))
     searcher.search("panel", top_k=2, mode="dense")
+    assert asked == []
     searcher.search("panel", top_k=2, mode="hybrid")
-    assert asked[0] == Keywords()
-    assert [concept.word for concept in asked[1].concepts] == ["panel"]
+    assert [concept.word for concept in asked[0].concepts] == ["panel"]
 
 
 def test_dense_relevance_blends_chunk_and_closest_sentence_by_the_sentence_share(store, fake_encoder) -> None:
@@ -276,3 +278,92 @@ def test_a_question_whose_confidence_equals_its_threshold_is_answerable_and_one_
     assert above.answerable is False
     assert above.answer is None
     assert above.passages == at.passages  # the verdict changes, not what is found
+
+
+def test_ranking_sees_the_union_of_each_signal_s_candidates_each_scored_exactly(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    articles = [
+        make_document(f"行业{i}", f"第{i}个行业的产值同比增长{i}个百分点。各地出台政策支持行业{i}发展。")
+        for i in range(12)
+    ]
+    indexer.add([PANEL, QUANTUM, *articles])
+    searcher = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=2, sentences=2, keywords=2))
+    question = "量子计算原型机的处理速度"
+    vector = fake_encoder.encode_queries([question])[0]
+    keywords, _ = searcher.keywords(question)
+    with store.snapshot():
+        candidates = searcher._candidates(vector, keywords, SearchFilters())
+        dense_ids, _ = store.nearest_chunks(vector, 2)
+        _, sentence_chunks, _ = store.nearest_sentences(vector, 2)
+        keyword_ids, keyword_scores = store.keyword_scores(keywords)
+    best_keywords = keyword_ids[np.argsort(-keyword_scores)[:2]]
+    assert set(candidates.chunk_ids) == set(dense_ids) | set(sentence_chunks) | set(best_keywords)
+    assert len(candidates.chunk_ids) < store.counts()[1]  # not every chunk
+    # Each signal is exact for every candidate, whichever signal brought it.
+    for position, chunk_id in enumerate(candidates.chunk_ids):
+        chunk_vector = store.chunk_vectors(np.array([chunk_id]))[0]
+        assert candidates.dense[position] == pytest.approx(float(chunk_vector @ vector), abs=1e-6)
+        sentences = store.chunk_sentences([int(chunk_id)])
+        assert candidates.sentence[position] == pytest.approx(
+            float((sentences.vectors @ vector).max()), abs=1e-6
+        )
+        matched = keyword_scores[keyword_ids == chunk_id]
+        assert candidates.lexical[position] == pytest.approx(float(matched[0]) if matched.size else 0.0)
+
+
+def test_a_filter_that_matches_no_chunk_finds_nothing(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    result = Searcher(store, fake_encoder).search(
+        "量子计算", filters=SearchFilters(sections=["没有这个栏目"])
+    )
+    assert result.passages == []
+    assert result.answerable is False
+
+
+def test_candidates_are_z_scored_against_every_chunk_in_scope_not_against_each_other(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    articles = [
+        make_document(f"行业{i}", f"第{i}个行业的产值同比增长{i}个百分点。各地出台政策支持行业{i}发展。")
+        for i in range(12)
+    ]
+    indexer.add([PANEL, QUANTUM, *articles])
+    few = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=2, sentences=2, keywords=2))
+    every = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=100, sentences=100, keywords=100))
+    question = "量子计算原型机的处理速度"
+    vector = fake_encoder.encode_queries([question])[0]
+    keywords, weight = few.keywords(question)
+    with store.snapshot():
+        some, all_chunks = (
+            searcher._candidates(vector, keywords, SearchFilters()) for searcher in (few, every)
+        )
+    assert all_chunks.chunk_ids.size == store.counts()[1] > some.chunk_ids.size
+    # The background sample holds every chunk of an index this small: the candidates' z-scores are exactly
+    # those they get when every chunk is a candidate.
+    positions = np.searchsorted(all_chunks.chunk_ids, some.chunk_ids)
+    np.testing.assert_allclose(
+        few._rank(some, "hybrid", weight), every._rank(all_chunks, "hybrid", weight)[positions], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        every._rank(all_chunks, "hybrid", weight),
+        _z(every._relevance(all_chunks)) + weight * _z(all_chunks.lexical),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_a_larger_index_is_z_scored_against_a_uniform_sample_of_its_chunks(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    articles = [make_document(f"第{i}篇", f"第{i}篇文章说，某地的产值增长了{i}个百分点。") for i in range(40)]
+    indexer.add(articles)
+    sample, in_scope = store.chunk_sample(10)
+    assert in_scope == store.counts()[1] == 40
+    assert sample.size == 10 and np.unique(sample).size == 10
+    assert np.array_equal(store.chunk_sample(10)[0], sample)  # the same draw while the index is unchanged
+    allowed = np.sort(sample[:4])
+    within, scope = store.chunk_sample(10, allowed)  # a filter smaller than the sample: all of it
+    assert np.array_equal(within, allowed) and scope == 4

@@ -1,30 +1,45 @@
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import sqlite3
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import index.storage.vectors as vectors_module
 from citeqa.errors import DocumentNotFound, IndexModelMismatch
-from index.chunking import Chunker
+from index.chunking import Chunker, matching_text, sentence_spans
 from index.ingest import Indexer
 from index.search import Searcher, SearchFilters
-from index.store import (
-    LOCK_FILE,
-    VECTOR_FILES,
-    VECTORS_TAG_FILE,
-    IndexedDocument,
-    IndexStore,
-    Manifest,
-)
+from index.storage.documents import LOCK_FILE, IndexedDocument, Write
+from index.storage.vectors import DEFAULT_HNSW_SPEC
+from index.store import FORMAT_2_FILES, FORMAT_VERSION, VECTOR_FILES, IndexStore, Manifest
+from index.text import terms
 from tests.conftest import make_document, manifest_for
 from tests.fakes import FakeEncoder
+
+
+@pytest.fixture(params=["flat", "hnsw"], ids=["flat vectors", "hnsw vectors"])
+def manifest(request: pytest.FixtureRequest, fake_encoder: FakeEncoder, chunker: Chunker) -> Manifest:
+    """The behaviour below holds whichever vector index the store uses: each test runs with exact (flat)
+    indexes and with HNSW ones, forced at any size (the manifest of a new index is stored as given)."""
+    return manifest_for(fake_encoder, chunker).model_copy(update={"index_kind": request.param})
+
+
+@pytest.fixture
+def store(tmp_path: Path, manifest: Manifest) -> Iterator[IndexStore]:
+    opened = IndexStore.open(tmp_path / "index", manifest)
+    yield opened
+    opened.close()
+
 
 CLOUD = make_document(
     "云服务市场驾云腾飞", "云服务市场规模持续扩大。公有云收入同比增长超过百分之四十。", page=17
@@ -37,8 +52,11 @@ CHIPS = make_document(
 )
 
 
-def test_added_documents_are_listed_with_their_chunk_counts(indexer: Indexer, store: IndexStore) -> None:
+def test_added_documents_are_listed_with_their_chunk_counts(
+    indexer: Indexer, store: IndexStore, manifest: Manifest
+) -> None:
     results = indexer.add([CLOUD, CHIPS])
+    assert {spec.kind for spec in store.vector_specs().values()} == {manifest.index_kind}
     assert [r.status for r in results] == ["added", "added"]
     listed = store.list_documents()
     assert [(d.title, d.section, d.page) for d in listed] == [
@@ -86,9 +104,8 @@ def test_deleting_a_document_removes_its_vectors_from_search(indexer: Indexer, s
 
 
 def test_index_persists_and_reopens_with_identical_search_results(
-    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+    manifest: Manifest, tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
 ) -> None:
-    manifest = manifest_for(fake_encoder, chunker)
     store = IndexStore.open(tmp_path / "idx", manifest)
     Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
     before = Searcher(store, fake_encoder).search("手机芯片", top_k=3).passages
@@ -99,17 +116,39 @@ def test_index_persists_and_reopens_with_identical_search_results(
     reopened.close()
 
 
-def test_a_stale_faiss_file_is_rebuilt_from_the_stored_vectors(tmp_path: Path, fake_encoder, chunker) -> None:
-    # As after a crash between the SQLite commit and the rename of the FAISS file.
-    manifest = manifest_for(fake_encoder, chunker)
+def test_a_commit_does_not_rewrite_the_vector_files(
+    manifest: Manifest, tmp_path: Path, fake_encoder, chunker
+) -> None:
+    # The files are checkpoints: saved once the changes since reach a share of the index, and on close.
     store = IndexStore.open(tmp_path / "idx", manifest)
-    Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
+    Indexer(store, fake_encoder, chunker).add([CLOUD])
+    assert not any((tmp_path / "idx" / name).exists() for name in VECTOR_FILES.values())
+    store.checkpoint()
+    saved = {name: (tmp_path / "idx" / name).read_bytes() for name in VECTOR_FILES.values()}
+    Indexer(store, fake_encoder, chunker).add([CHIPS])
+    assert {name: (tmp_path / "idx" / name).read_bytes() for name in VECTOR_FILES.values()} == saved
     store.close()
-    (tmp_path / "idx" / VECTORS_TAG_FILE).write_text('{"generation": 0}')
+    assert {name: (tmp_path / "idx" / name).read_bytes() for name in VECTOR_FILES.values()} != saved
+
+
+def test_vector_files_older_than_the_rows_are_caught_up_from_the_log(
+    manifest: Manifest, tmp_path: Path, fake_encoder, chunker
+) -> None:
+    # As after a crash between a commit and the next checkpoint: the files hold an older generation.
+    writer = IndexStore.open(tmp_path / "idx", manifest)
+    indexer = Indexer(writer, fake_encoder, chunker)
+    indexer.add([CLOUD, CHIPS])
+    writer.checkpoint()
+    writer.delete(CLOUD.doc_id)
+    indexer.add([CHURNED[0]])
+    # Opened while the writer has saved nothing since (a killed writer would leave the same files).
     reopened = IndexStore.open(tmp_path / "idx", manifest)
-    found = Searcher(reopened, fake_encoder).search("晶圆代工", top_k=1).passages
-    assert found[0].citation.doc_id == CHIPS.doc_id
+    assert reopened.vector_counts() == writer.vector_counts()
+    found = Searcher(reopened, fake_encoder).search("量子计算原型机", top_k=5).passages
+    assert {p.citation.doc_id for p in found} == {CHIPS.doc_id, CHURNED[0].doc_id}
+    assert found[0].citation.doc_id == CHURNED[0].doc_id
     reopened.close()
+    writer.close()
 
 
 def test_opening_an_index_built_with_another_model_is_refused(tmp_path: Path, fake_encoder, chunker) -> None:
@@ -156,8 +195,9 @@ def test_identical_passages_from_different_articles_are_collapsed(
     assert len(found) == 2
 
 
-def test_a_second_store_sees_writes_made_by_another_process(tmp_path: Path, fake_encoder, chunker) -> None:
-    manifest = manifest_for(fake_encoder, chunker)
+def test_a_second_store_sees_writes_made_by_another_process(
+    manifest: Manifest, tmp_path: Path, fake_encoder, chunker
+) -> None:
     reader = IndexStore.open(tmp_path / "idx", manifest)
     writer = IndexStore.open(tmp_path / "idx", manifest)
     Indexer(writer, fake_encoder, chunker).add([CHIPS])
@@ -223,9 +263,8 @@ def _searches_while_absent(
 
 @pytest.mark.parametrize("writer_opens", ["the same store", "its own store, as another process would"])
 def test_searches_while_documents_are_deleted_and_re_added_never_fail_nor_return_a_deleted_document(
-    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, writer_opens: str
+    manifest: Manifest, tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, writer_opens: str
 ) -> None:
-    manifest = manifest_for(fake_encoder, chunker)
     store = IndexStore.open(tmp_path / "idx", manifest)
     writing_store = store if writer_opens == "the same store" else IndexStore.open(tmp_path / "idx", manifest)
     indexer = Indexer(writing_store, fake_encoder, chunker)
@@ -321,23 +360,39 @@ def test_a_search_does_not_wait_for_a_write_that_waits_for_another_process_s_loc
     assert store.find_document(CHIPS.doc_id) is None  # which then went through
 
 
-def test_faiss_files_that_do_not_hold_the_stored_rows_are_rebuilt_even_when_their_tag_says_current(
-    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+def test_vector_files_the_log_no_longer_reaches_back_to_are_reconciled_with_the_rows(
+    manifest: Manifest, tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
 ) -> None:
-    # As when a reader reads the tag, then another process replaces the files before the reader reads
-    # them, or a reader's rebuild and a writer's save interleave: the tag and the files disagree.
-    manifest = manifest_for(fake_encoder, chunker)
+    # Files restored from an older save after later checkpoints pruned the log (or files written by a
+    # process ahead of the reader's snapshot): the ids they hold are compared with the rows instead.
     store = IndexStore.open(tmp_path / "idx", manifest)
     Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
+    store.checkpoint()
     older = {name: (tmp_path / "idx" / name).read_bytes() for name in VECTOR_FILES.values()}
     store.delete(CHIPS.doc_id)
-    store.close()
-    for name, content in older.items():  # the files hold CHIPS again; the tag is the current generation
+    store.close()  # saves, and forgets the log up to now
+    for name, content in older.items():  # the files hold CHIPS again
         (tmp_path / "idx" / name).write_bytes(content)
     reopened = IndexStore.open(tmp_path / "idx", manifest)
     found = Searcher(reopened, fake_encoder).search("晶圆代工", top_k=5).passages
     assert {p.citation.doc_id for p in found} == {CLOUD.doc_id}
     assert reopened.vector_counts() == {"chunks": 1, "sentences": 2}
+    reopened.close()
+
+
+def test_unreadable_vector_files_are_rebuilt_from_the_stored_vectors(
+    manifest: Manifest, tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    store = IndexStore.open(tmp_path / "idx", manifest)
+    Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
+    store.close()
+    (tmp_path / "idx" / VECTOR_FILES["chunks"]).write_bytes(b"not a vector file")
+    (tmp_path / "idx" / VECTOR_FILES["sentences"]).unlink()
+    reopened = IndexStore.open(tmp_path / "idx", manifest)
+    assert (
+        Searcher(reopened, fake_encoder).search("晶圆代工", top_k=1).passages[0].citation.doc_id
+        == CHIPS.doc_id
+    )
     reopened.close()
 
 
@@ -348,11 +403,11 @@ def test_a_write_transaction_failing_midway_leaves_the_store_as_it_was_and_ready
     before = (store.counts(), store.vector_counts(), store.generation)
     write_documents = IndexStore._write_documents
 
-    def failing_after_writing(db: sqlite3.Connection, items: list[IndexedDocument]) -> object:
-        write_documents(db, items)  # the rows are written inside the transaction, then it fails
+    def failing_after_writing(self: IndexStore, write: Write, items: list[IndexedDocument]) -> None:
+        write_documents(self, write, items)  # the rows are written inside the transaction, then it fails
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(IndexStore, "_write_documents", staticmethod(failing_after_writing))
+    monkeypatch.setattr(IndexStore, "_write_documents", failing_after_writing)
     with pytest.raises(RuntimeError, match="disk full"):
         indexer.add([CHIPS])
     assert (store.counts(), store.vector_counts(), store.generation) == before
@@ -362,3 +417,158 @@ def test_a_write_transaction_failing_midway_leaves_the_store_as_it_was_and_ready
     assert [r.status for r in indexer.add([CHIPS])] == ["added"]
     found = Searcher(store, fake_encoder).search("晶圆代工", top_k=2).passages
     assert [p.citation.doc_id for p in found] == [CHIPS.doc_id, CLOUD.doc_id]
+
+
+# -- the vector index chosen by size ---------------------------------------------------------------
+
+MANY = [
+    make_document(f"第{i}篇", f"第{i}篇文章说，某地第{i}季度的产值增长了{i}个百分点。政策支持第{i}个产业。")
+    for i in range(30)
+]
+
+
+def _stored_manifest(directory: Path) -> Manifest:
+    with sqlite3.connect(directory / "citeqa.sqlite3") as db:
+        return Manifest.model_validate_json(
+            db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()[0]
+        )
+
+
+def test_past_the_measured_size_the_vector_indexes_become_hnsw_and_below_half_of_it_flat_again(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The threshold scaled down from 50,000 vectors of 384 dimensions to 15 of the fake encoder's 64.
+    monkeypatch.setattr(vectors_module, "FLAT_MAX_SCALARS", 15 * fake_encoder.dimension)
+    manifest = manifest_for(fake_encoder, chunker)
+    store = IndexStore.open(tmp_path / "idx", manifest)
+    indexer = Indexer(store, fake_encoder, chunker)
+    indexer.add(MANY[:10])
+    assert store.vector_counts()["chunks"] < 15 < store.vector_counts()["sentences"]
+    store.checkpoint()  # a checkpoint refits each index to its size
+    specs = store.vector_specs()
+    assert (specs["chunks"].kind, specs["sentences"]) == (
+        "flat",
+        DEFAULT_HNSW_SPEC.model_copy(update={"storage": "sq8"}),
+    )
+    assert _stored_manifest(tmp_path / "idx").vector_indexes == specs  # recorded with its parameters
+    indexer.add(MANY[10:])
+    store.close()
+
+    reopened = IndexStore.open(tmp_path / "idx", manifest)  # loading refits too
+    assert reopened.vector_specs()["chunks"] == DEFAULT_HNSW_SPEC
+    searcher = Searcher(reopened, fake_encoder)
+    for document in (MANY[3], MANY[17], MANY[29]):
+        assert searcher.search(document.text[:20], top_k=1).passages[0].citation.doc_id == document.doc_id
+    for document in MANY[:27]:
+        reopened.delete(document.doc_id)
+    reopened.checkpoint()
+    assert {spec.kind for spec in reopened.vector_specs().values()} == {"flat"}
+    assert searcher.search(MANY[28].text[:20], top_k=1).passages[0].citation.doc_id == MANY[28].doc_id
+    reopened.close()
+
+
+def test_a_reindex_can_force_the_kind_of_vector_index_whatever_the_size(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    manifest = manifest_for(fake_encoder, chunker)
+    store = IndexStore.open(tmp_path / "idx", manifest)
+    indexer = Indexer(store, fake_encoder, chunker)
+    indexer.add([CLOUD, CHIPS])
+    assert {spec.kind for spec in store.vector_specs().values()} == {"flat"}
+    indexer.reindex(index_kind="hnsw")
+    assert {spec.kind for spec in store.vector_specs().values()} == {"hnsw"}
+    indexer.add(MANY[:3])  # later writes keep the forced kind
+    store.close()
+    reopened = IndexStore.open(tmp_path / "idx", manifest)
+    assert reopened.manifest.index_kind == "hnsw"
+    assert {spec.kind for spec in reopened.vector_specs().values()} == {"hnsw"}
+    assert (
+        Searcher(reopened, fake_encoder).search("晶圆代工", top_k=1).passages[0].citation.doc_id
+        == CHIPS.doc_id
+    )
+    Indexer(reopened, fake_encoder, chunker).reindex(index_kind="auto")
+    assert {spec.kind for spec in reopened.vector_specs().values()} == {"flat"}
+    reopened.close()
+
+
+# -- an index of the previous format ------------------------------------------------------------------
+
+FORMAT_2_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, section TEXT, date TEXT,
+    source TEXT NOT NULL, url TEXT, text TEXT NOT NULL, page_map TEXT NOT NULL, content_hash TEXT NOT NULL,
+    position INTEGER NOT NULL);
+CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL REFERENCES documents(doc_id)
+    ON DELETE CASCADE, chunk_index INTEGER NOT NULL, text TEXT NOT NULL, char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL, page INTEGER, terms TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL REFERENCES chunks(id)
+    ON DELETE CASCADE, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL, page INTEGER,
+    vector BLOB NOT NULL);
+"""
+
+
+def _write_format_2_index(directory: Path, encoder: FakeEncoder, chunker: Chunker) -> None:
+    """An index as format 2 wrote it: each chunk's terms in its row, whole FAISS files beside."""
+    directory.mkdir()
+    with contextlib.closing(sqlite3.connect(directory / "citeqa.sqlite3")) as db, db:
+        db.executescript(FORMAT_2_SCHEMA)
+        manifest = manifest_for(encoder, chunker).model_dump(include={"model", "dimension", "chunking"})
+        db.execute(
+            "INSERT INTO meta VALUES ('manifest', ?)", (json.dumps({**manifest, "format_version": 2}),)
+        )
+        db.execute("INSERT INTO meta VALUES ('generation', '3')")
+        for position, document in enumerate([CLOUD, CHIPS]):
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, NULL, ?, NULL, ?, '[]', 'old', ?)",
+                (document.doc_id, document.title, document.section, document.source, document.text, position),
+            )
+            for chunk in chunker.split(document):
+                chunk_id = db.execute(
+                    "INSERT INTO chunks (doc_id, chunk_index, text, char_start, char_end, page, terms, vector) "
+                    "VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                    (
+                        document.doc_id,
+                        chunk.chunk_index,
+                        chunk.text,
+                        chunk.char_start,
+                        chunk.char_end,
+                        json.dumps(terms(matching_text(document, chunk)), ensure_ascii=False),
+                        encoder.encode_passages([chunk.text])[0].tobytes(),
+                    ),
+                ).lastrowid
+                for span in sentence_spans(chunk):
+                    text = document.text[span.char_start : span.char_end]
+                    db.execute(
+                        "INSERT INTO sentences (chunk_id, char_start, char_end, page, vector) VALUES (?, ?, ?, NULL, ?)",
+                        (
+                            chunk_id,
+                            span.char_start,
+                            span.char_end,
+                            encoder.encode_passages([text])[0].tobytes(),
+                        ),
+                    )
+    for name in FORMAT_2_FILES:
+        (directory / name).write_bytes(b"format 2")
+
+
+def test_an_index_of_format_2_is_upgraded_in_place_and_searched_as_before(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    _write_format_2_index(tmp_path / "idx", fake_encoder, chunker)
+    store = IndexStore.open(tmp_path / "idx", manifest_for(fake_encoder, chunker))
+    assert store.manifest.format_version == FORMAT_VERSION
+    assert not any((tmp_path / "idx" / name).exists() for name in FORMAT_2_FILES)
+    assert [document.doc_id for document in store.list_documents()] == [CLOUD.doc_id, CHIPS.doc_id]
+    searcher = Searcher(store, fake_encoder)
+    found = searcher.search("晶圆代工产能", top_k=1, mode="lexical").passages  # the keywords came along
+    assert found[0].citation.doc_id == CHIPS.doc_id
+    assert searcher.search("公有云收入", top_k=1, mode="dense").passages[0].citation.doc_id == CLOUD.doc_id
+    Indexer(store, fake_encoder, chunker).add([CHURNED[1]])  # and it takes new documents
+    store.close()
+    reopened = IndexStore.open(tmp_path / "idx", manifest_for(fake_encoder, chunker))
+    assert reopened.counts()[0] == 3
+    assert (
+        Searcher(reopened, fake_encoder).search("面板出货", top_k=1).passages[0].citation.doc_id
+        == CHURNED[1].doc_id
+    )
+    reopened.close()

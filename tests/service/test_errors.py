@@ -32,7 +32,8 @@ from citeqa.wiring import Resources
 from index.chunking import Chunker
 from index.ingest import Indexer
 from index.search import Searcher
-from index.store import LOCK_FILE, IndexStore, Manifest
+from index.storage.documents import LOCK_FILE
+from index.store import IndexStore, Manifest
 from service.app import create_app
 from service.errors import INTERNAL_ERROR_MESSAGE
 from tests.conftest import free_port
@@ -295,13 +296,12 @@ def test_a_write_transaction_failing_midway_leaves_the_connection_and_the_index_
     write_documents = IndexStore._write_documents
     failures = iter([RuntimeError(SECRET)])
 
-    def failing_after_writing_once(db: Any, items: Any) -> Any:
-        change = write_documents(db, items)  # rows written inside the transaction, then the failure
+    def failing_after_writing_once(store: IndexStore, write: Any, items: Any) -> None:
+        write_documents(store, write, items)  # rows written inside the transaction, then the failure
         for failure in failures:
             raise failure
-        return change
 
-    monkeypatch.setattr(IndexStore, "_write_documents", staticmethod(failing_after_writing_once))
+    monkeypatch.setattr(IndexStore, "_write_documents", failing_after_writing_once)
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         failed = http.post("/v1/documents", files=_files(LATER))
         listed_after_failure = http.get("/v1/documents")

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.lexical import Alternative, Concept, Keywords, LexicalIndex
+import index.storage.keywords as keywords_module
+from index.lexical import Alternative, Concept, Keywords
 from index.storage.keywords import FANOUT, LAST_TIER, SCHEMA, Compaction, KeywordIndex, _full_tiers
+from tests.index.reference_bm25 import ReferenceBM25
 
 CHUNKS = {
     10: ["台积", "电", "收盘价", "每股", "美元"],
@@ -20,7 +22,7 @@ CHUNKS = {
     12: ["芯片", "芯片", "出货", "手机"],
     13: ["手机", "市场", "下滑"],
     14: ["电", "台", "广播"],
-    15: [],  # LexicalIndex gives bm25s [""]: length 1 in its mean length, 0 in the concepts'
+    15: [],  # ReferenceBM25 gives bm25s [""]: length 1 in its mean length, 0 in the concepts'
     16: ["tsmc", "芯片", "5g", "手机", "手机", "手机"],
 }
 
@@ -53,15 +55,15 @@ def db() -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-def reference(live: dict[int, list[str]]) -> LexicalIndex:
+def reference(live: dict[int, list[str]]) -> ReferenceBM25:
     ids = sorted(live)
-    return LexicalIndex(np.array(ids, dtype=np.int64), [live[i] for i in ids])
+    return ReferenceBM25(np.array(ids, dtype=np.int64), [live[i] for i in ids])
 
 
 def assert_same_scores(
     index: KeywordIndex, live: dict[int, list[str]], keywords: Keywords, allowed: np.ndarray | None = None
 ) -> None:
-    """The index's scores are LexicalIndex's over the same live chunks: same chunks, same scores."""
+    """The index's scores are ReferenceBM25's over the same live chunks: same chunks, same scores."""
     lexical = reference(live)
     expected = lexical.scores(keywords) if live else np.zeros(0, dtype=np.float32)
     if allowed is not None:
@@ -146,7 +148,7 @@ def test_match_scores_are_those_of_lexical_index(db: sqlite3.Connection, small: 
 
 def test_vocabulary_is_chinese_follows_adds_and_removes(db: sqlite3.Connection) -> None:
     index = KeywordIndex(db)
-    assert not index.vocabulary_is_chinese()  # empty: as LexicalIndex, a share of 0
+    assert not index.vocabulary_is_chinese()  # empty: as ReferenceBM25, a share of 0
     write(db, lambda db: index.add(db, 1, ["apple", "iphone", "sales"]))
     assert not index.vocabulary_is_chinese()
     write(db, lambda db: index.add(db, 2, ["苹果", "销量", "iphone"]))
@@ -590,3 +592,13 @@ def test_a_merge_keeps_a_chunk_indexed_again_after_its_removal(db: sqlite3.Conne
     assert db.execute("SELECT COUNT(*) FROM keyword_blocks WHERE n = ?", (FANOUT - 1,)).fetchone()[0] == 1
     assert_same_scores(index, live, Keywords(terms=["常见"]))
     assert_consistent(db)
+
+
+def test_a_full_term_cache_is_started_afresh_without_losing_the_terms_asked(
+    small: KeywordIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A question whose terms overflow the cache while some of them are already cached.
+    monkeypatch.setattr(keywords_module, "TERM_CACHE", 3)
+    assert_same_scores(small, CHUNKS, Keywords(terms=["芯片", "手机"]))
+    chip_or_phone = Concept("device", (Alternative("芯片", ("芯片",), 1.0), Alternative("电", ("电",), 0.5)))
+    assert_same_scores(small, CHUNKS, Keywords(terms=["芯片", "市场"], concepts=[chip_or_phone]))

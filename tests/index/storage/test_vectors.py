@@ -226,9 +226,10 @@ def test_save_load_round_trip(fresh, data, spec: IndexSpec, tmp_path: Path) -> N
     index = fresh(spec)
     index.remove(ids[::20])  # HNSW: tombstones must survive the round trip
     path = tmp_path / "chunks.vectors"
-    index.save(path)
+    index.save(path, metadata={"generation": 7})
     loaded = FaissVectorIndex.load(path)
     assert (loaded.spec, len(loaded), loaded.tombstones) == (index.spec, len(index), index.tombstones)
+    assert loaded.metadata == {"generation": 7}
     np.testing.assert_array_equal(loaded.ids(), index.ids())
     for query in queries:
         np.testing.assert_array_equal(loaded.search(query, K)[0], index.search(query, K)[0])
