@@ -48,7 +48,7 @@ from rich.table import Table
 from scipy import sparse
 
 from citeqa.settings import get_settings
-from citeqa.wiring import load_encoder, load_translator
+from citeqa.wiring import limit_blas_threads, load_encoder, load_translator
 from index.chunking import Chunker
 from index.documents import Document
 from index.ingest import COMMIT_EVERY_CHUNKS, Indexer
@@ -572,6 +572,7 @@ def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:
     questions: list[str] = spec["questions"]
     max_seconds: float = spec["max_seconds"]
     result: dict[str, Any] = {"rss_start_mib": _vm_hwm_mib()}
+    limit_blas_threads()  # as a server does (citeqa.wiring.Resources)
     # Every question's vector is computed now, a few at a time (little memory), so that the timed searches
     # only look it up: "encoding excluded" then excludes the encoding.
     for start in range(0, len(questions), 32):

@@ -11,6 +11,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from threadpoolctl import threadpool_limits
+
 from citeqa.settings import Settings
 from index.chunking import Chunker
 from index.ingest import Indexer
@@ -20,6 +22,17 @@ from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
 
 logger = logging.getLogger(__name__)
+
+
+def limit_blas_threads() -> None:
+    """Give numpy's BLAS (and FAISS's) one thread, for the whole process.
+
+    A search's matrix products are small (a question against a few thousand candidate vectors): a second
+    BLAS thread gains nothing and, right after the model encoded the question, contends with the model's
+    own threads for the two cores. Measured on the sample report, a search with the question's encoding
+    took about 100 ms at p50 with two BLAS threads and 36-52 ms with one (docs/PERF.md). The model keeps
+    its threads (torch's own pool, not BLAS)."""
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEncoder:
@@ -64,6 +77,7 @@ class Resources:
 
     @classmethod
     def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
+        limit_blas_threads()
         chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
         store = IndexStore.open(settings.data_dir, manifest, rebuild=rebuild)

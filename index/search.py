@@ -319,7 +319,7 @@ class Searcher:
         # A chunk takes its closest sentence's cosine, or its own when it has no sentence.
         sentence = dense.copy()
         best_sentence = np.full(scored.size, -1, dtype=np.int64)
-        sentences = store.chunk_sentences(scored)
+        sentences = store.chunk_sentences(scored, spans=False)
         if sentences.ids.size:
             cosines = sentences.vectors @ query_vector
             starts = sentences.group_starts()
@@ -366,6 +366,7 @@ class Searcher:
             return closest
         sentences = self.store.chunk_sentences([hit.chunk_id for hit in hits])
         groups = [sentences.of(hit.chunk_id) for hit in hits]
+        assert sentences.starts is not None and sentences.ends is not None  # asked for with their spans
         texts = [
             hit.chunk.text[start - hit.chunk.char_start : end - hit.chunk.char_start]
             for hit, group in zip(hits, groups, strict=True)

@@ -101,12 +101,13 @@ class Manifest(BaseModel):
 @dataclass(frozen=True)
 class ChunkSentences:
     """The sentences of some chunks as aligned arrays, grouped by chunk (ids ascending) and in document
-    order within a chunk: ids, chunk ids, (char_start, char_end) in the document, vectors."""
+    order within a chunk: ids, chunk ids, (char_start, char_end) in the document (None when not read),
+    vectors."""
 
     ids: np.ndarray
     chunk_ids: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
+    starts: np.ndarray | None
+    ends: np.ndarray | None
     vectors: np.ndarray
 
     def of(self, chunk_id: int) -> slice:
@@ -337,7 +338,7 @@ class IndexStore:
         with self.snapshot():
             allowed = None
             if allowed_chunks is not None:
-                allowed = self._documents.sentences_of_chunks(allowed_chunks).ids
+                allowed = self._documents.sentence_ids_of_chunks(allowed_chunks)[0]
             ids, scores = self._vectors["sentences"].search(query, k, allowed)
             rows = self._documents.sentences(ids)
             return ids, rows.chunk_ids[np.searchsorted(rows.ids, ids)], scores
@@ -354,15 +355,25 @@ class IndexStore:
         with self.snapshot():
             return self._vectors["chunks"].vectors(chunk_ids)
 
-    def chunk_sentences(self, chunk_ids: Sequence[int] | np.ndarray) -> ChunkSentences:
-        """The sentences of some chunks, with their vectors."""
+    def chunk_sentences(self, chunk_ids: Sequence[int] | np.ndarray, *, spans: bool = True) -> ChunkSentences:
+        """The sentences of some chunks, with their vectors, and their spans unless `spans` is false (the
+        spans take a row per sentence to read; ids and vectors need a row per chunk)."""
         with self.snapshot():
-            rows = self._documents.sentences_of_chunks(chunk_ids)
-            vectors = self._vectors["sentences"].vectors(rows.ids)
-        # Rows come sorted by id, which is document order within a chunk.
-        order = np.lexsort((rows.ids, rows.chunk_ids))
+            if spans:
+                rows = self._documents.sentences_of_chunks(chunk_ids)
+                ids, chunks, starts, ends = rows.ids, rows.chunk_ids, rows.starts, rows.ends
+            else:
+                ids, chunks = self._documents.sentence_ids_of_chunks(chunk_ids)
+                starts = ends = None
+            vectors = self._vectors["sentences"].vectors(ids)
+        # Ids ascend, which is document order within a chunk.
+        order = np.lexsort((ids, chunks))
         return ChunkSentences(
-            rows.ids[order], rows.chunk_ids[order], rows.starts[order], rows.ends[order], vectors[order]
+            ids[order],
+            chunks[order],
+            None if starts is None else starts[order],
+            None if ends is None else ends[order],
+            vectors[order],
         )
 
     def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
@@ -652,6 +663,13 @@ def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float
                 db.execute("INSERT INTO sentence_vectors (id, vector) SELECT id, vector FROM sentences")
                 for table, column in (("chunks", "terms"), ("chunks", "vector"), ("sentences", "vector")):
                     db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+                # Format 2 inserted each chunk's sentences one after the other too: their ids are a range.
+                for column in ("first_sentence", "sentences"):
+                    db.execute(f"ALTER TABLE chunks ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+                db.execute(
+                    "UPDATE chunks SET (first_sentence, sentences) = "
+                    "(SELECT COALESCE(MIN(id), 0), COUNT(*) FROM sentences WHERE chunk_id = chunks.id)"
+                )
             documents.write_meta("manifest", upgraded.model_dump_json())
     for name in FORMAT_2_FILES:
         (documents.directory / name).unlink(missing_ok=True)

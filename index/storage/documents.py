@@ -65,7 +65,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     char_start INTEGER NOT NULL,
     char_end INTEGER NOT NULL,
-    page INTEGER
+    page INTEGER,
+    -- A chunk's sentences have consecutive ids (`put` inserts them chunk by chunk): their range, so that
+    -- the sentences of many chunks are found from the chunk rows alone.
+    first_sentence INTEGER NOT NULL DEFAULT 0,
+    sentences INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS sentences (
@@ -350,8 +354,26 @@ class DocumentStore:
             _chunk_hit(rows[chunk_id], float(score)) for chunk_id, score in zip(wanted, scores, strict=True)
         ]
 
+    def sentence_ids_of_chunks(self, chunk_ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids ascending, their chunk ids) of the sentences of some chunks, from each chunk's range of
+        sentence ids: one row per chunk read, not one per sentence."""
+        table = np.array(
+            self._rows_in(
+                "SELECT id, first_sentence, sentences FROM chunks WHERE id IN ({})",
+                [int(chunk_id) for chunk_id in chunk_ids],
+                plain=True,
+            ),
+            dtype=np.int64,
+        ).reshape(-1, 3)
+        counts = table[:, 2]
+        offsets = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        ids = np.repeat(table[:, 1], counts) + offsets
+        chunks = np.repeat(table[:, 0], counts)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], chunks[order]
+
     def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> SentenceRows:
-        """The sentences of some chunks."""
+        """The sentences of some chunks, with their spans."""
         return _sentence_rows(
             self._rows_in(
                 "SELECT id, chunk_id, char_start, char_end FROM sentences WHERE chunk_id IN ({})",
@@ -464,8 +486,13 @@ class DocumentStore:
                 ).lastrowid
                 for chunk in item.chunks
             ]
-            sentence_ids = [
-                db.execute(
+            # Chunk by chunk, so that each chunk's sentences get consecutive ids (its range, below).
+            order = sorted(range(len(item.sentences)), key=lambda i: item.sentences[i].chunk_index)
+            inserted: dict[int, int] = {}
+            ranges: dict[int, list[int]] = {}
+            for i in order:
+                span = item.sentences[i]
+                inserted[i] = db.execute(
                     "INSERT INTO sentences (chunk_id, char_start, char_end, page) VALUES (?, ?, ?, ?)",
                     (
                         chunk_ids[span.chunk_index],
@@ -474,8 +501,12 @@ class DocumentStore:
                         document.page_at(span.char_start),
                     ),
                 ).lastrowid
-                for span in item.sentences
-            ]
+                ranges.setdefault(chunk_ids[span.chunk_index], []).append(inserted[i])
+            sentence_ids = [inserted[i] for i in range(len(item.sentences))]
+            db.executemany(
+                "UPDATE chunks SET first_sentence = ?, sentences = ? WHERE id = ?",
+                [(ids[0], len(ids), chunk_id) for chunk_id, ids in ranges.items()],
+            )
             for kind, ids, vectors in (
                 ("chunks", chunk_ids, item.chunk_vectors),
                 ("sentences", sentence_ids, item.sentence_vectors),

@@ -272,7 +272,8 @@ class FaissVectorIndex:
         positions, found = self._find(keys)
         if not found.all():
             raise KeyError(f"Not in the vector index: {keys[~found][:10].tolist()}")
-        return self._decode(positions)
+        with _one_omp_thread():  # decoding a question's candidates: a second thread only spins
+            return self._decode(positions)
 
     def search(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.deps import ResourcesDep
 
@@ -19,6 +19,9 @@ class Ready(BaseModel):
     documents: int
     chunks: int
     sections: list[str]
+    vector_indexes: dict[str, str] = Field(
+        description="Each kind's vector index (chunks, sentences): flat (exact) or HNSW with its parameters."
+    )
 
 
 @router.get("/healthz", response_model=Alive, summary="The process is up")
@@ -35,6 +38,7 @@ def readyz(resources: ResourcesDep) -> Ready:
         documents=documents,
         chunks=chunks,
         sections=resources.store.sections(),
+        vector_indexes={kind: spec.describe() for kind, spec in resources.store.vector_specs().items()},
     )
 
 

@@ -114,6 +114,7 @@ def test_health_and_readiness_report_the_index(client: TestClient) -> None:
         "documents": 2,
         "chunks": 2,
         "sections": ["产业环境", "技术情报"],
+        "vector_indexes": {"chunks": "flat/fp32", "sentences": "flat/fp32"},
     }
 
 
