@@ -17,6 +17,11 @@ PANEL = make_document(
     "群智咨询认为需求仍将持续。",
     section="企业情报",
 )
+# Articles alike but for their numbers: enough chunks that a few candidates per signal leave most out.
+INDUSTRIES = [
+    make_document(f"行业{i}", f"第{i}个行业的产值同比增长{i}个百分点。各地出台政策支持行业{i}发展。")
+    for i in range(12)
+]
 QUANTUM = make_document(
     "九章问世", "九章构建了76个光子的量子计算原型机。处理速度比超级计算机快一百万亿倍。", section="技术情报"
 )
@@ -283,11 +288,7 @@ def test_a_question_whose_confidence_equals_its_threshold_is_answerable_and_one_
 def test_ranking_sees_the_union_of_each_signal_s_candidates_each_scored_exactly(
     indexer: Indexer, store: IndexStore, fake_encoder
 ) -> None:
-    articles = [
-        make_document(f"行业{i}", f"第{i}个行业的产值同比增长{i}个百分点。各地出台政策支持行业{i}发展。")
-        for i in range(12)
-    ]
-    indexer.add([PANEL, QUANTUM, *articles])
+    indexer.add([PANEL, QUANTUM, *INDUSTRIES])
     searcher = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=2, sentences=2, keywords=2))
     question = "量子计算原型机的处理速度"
     vector = fake_encoder.encode_queries([question])[0]
@@ -326,11 +327,7 @@ def test_a_filter_that_matches_no_chunk_finds_nothing(
 def test_candidates_are_z_scored_against_every_chunk_in_scope_not_against_each_other(
     indexer: Indexer, store: IndexStore, fake_encoder
 ) -> None:
-    articles = [
-        make_document(f"行业{i}", f"第{i}个行业的产值同比增长{i}个百分点。各地出台政策支持行业{i}发展。")
-        for i in range(12)
-    ]
-    indexer.add([PANEL, QUANTUM, *articles])
+    indexer.add([PANEL, QUANTUM, *INDUSTRIES])
     few = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=2, sentences=2, keywords=2))
     every = Searcher(store, fake_encoder, candidates=CandidateCounts(chunks=100, sentences=100, keywords=100))
     question = "量子计算原型机的处理速度"
