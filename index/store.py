@@ -151,6 +151,7 @@ class IndexStore:
         self._unsaved = dict.fromkeys(UNIT_KINDS, 0)
         self._saved_generation = dict.fromkeys(UNIT_KINDS, -1)
         self._generation = -1  # of the vectors in memory; -1: none loaded
+        self._sample: tuple[tuple[int, int], np.ndarray, int] | None = None  # chunk_sample's last draw
         self.refresh()  # in a snapshot: the rows and the vectors loaded are of one generation
 
     @classmethod
@@ -315,13 +316,15 @@ class IndexStore:
     def chunk_sample(self, size: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """Up to `size` chunk ids drawn uniformly from those in scope (`allowed`, or every chunk), ascending,
         and how many chunks are in scope: all of them when there are no more. The same draw for the same
-        scope while the index does not change, so a search is reproducible."""
+        scope while the index does not change, so a search is reproducible; the draw from every chunk is
+        kept until the next write (it reads every id)."""
         with self.snapshot():
-            pool = self._vectors["chunks"].ids() if allowed is None else np.unique(allowed)
-        if pool.size <= size:
-            return pool, int(pool.size)
-        chosen = np.random.default_rng(0).choice(pool.size, size, replace=False)
-        return np.sort(pool[chosen]), int(pool.size)
+            if allowed is not None:
+                return _uniform_sample(np.unique(allowed), size)
+            key = (self._generation, size)
+            if self._sample is None or self._sample[0] != key:
+                self._sample = (key, *_uniform_sample(self._vectors["chunks"].ids(), size))
+            return self._sample[1], self._sample[2]
 
     def nearest_chunks(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -675,6 +678,13 @@ def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float
         (documents.directory / name).unlink(missing_ok=True)
     logger.info("Upgraded the index in %s to format %d", documents.directory, FORMAT_VERSION)
     return upgraded
+
+
+def _uniform_sample(pool: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    if pool.size <= size:
+        return pool, int(pool.size)
+    chosen = np.random.default_rng(0).choice(pool.size, size, replace=False)
+    return np.sort(pool[chosen]), int(pool.size)
 
 
 def _check_vectors(items: Sequence[IndexedDocument], dimension: int) -> None:

@@ -364,3 +364,5 @@ def test_a_larger_index_is_z_scored_against_a_uniform_sample_of_its_chunks(
     allowed = np.sort(sample[:4])
     within, scope = store.chunk_sample(10, allowed)  # a filter smaller than the sample: all of it
     assert np.array_equal(within, allowed) and scope == 4
+    indexer.add([PANEL])  # a write: the next draw is from the index as it is now
+    assert store.chunk_sample(10)[1] == 41
