@@ -53,7 +53,7 @@ from index.chunking import Chunker
 from index.documents import Document
 from index.ingest import COMMIT_EVERY_CHUNKS, Indexer
 from index.readers import read_path
-from index.search import Searcher
+from index.search import CandidateCounts, Searcher
 from index.storage.documents import DATABASE_FILE, DocumentStore
 from index.store import FORMAT_VERSION, IndexStore, Manifest
 
@@ -753,27 +753,38 @@ def _store_top_k(store: IndexStore, queries: np.ndarray, k: int, kind: str) -> l
 def _measure_recall(
     store: IndexStore, queries: np.ndarray, directory: Path, max_seconds: float
 ) -> dict[str, Any]:
-    """recall@10 of the chunk and of the sentence vector searches (see `_recall`)."""
+    """recall@10 of the chunk and of the sentence vector searches (see `_recall`), asked for 10 and asked
+    for as many as a search's candidates (`CandidateCounts`)."""
     result: dict[str, Any] = {}
-    for kind, prefix in (("chunks", ""), ("sentences", "sentence_")):
-        figures = _recall(store, kind, queries, directory, max_seconds)
+    candidates = CandidateCounts()
+    for kind, prefix, wanted in (
+        ("chunks", "", candidates.chunks),
+        ("sentences", "sentence_", candidates.sentences),
+    ):
+        figures = _recall(store, kind, queries, directory, max_seconds, wanted)
         result[f"{prefix}recall_at_10"] = figures.pop("recall_at_10")
+        result[f"{prefix}candidate_recall_at_10"] = figures.pop("candidate_recall_at_10")
         result[kind] = figures
     return result
 
 
 def _recall(
-    store: IndexStore, kind: str, queries: np.ndarray, directory: Path, max_seconds: float
+    store: IndexStore, kind: str, queries: np.ndarray, directory: Path, max_seconds: float, candidates: int
 ) -> dict[str, Any]:
     """recall@10 of one kind's vector search against exact search over the vectors the document store holds
     (the source of truth the vector indexes are built from), read in batches so that a million-chunk index
     need not fit in memory twice. A unit the store returns counts as found when its exact score reaches the
-    exact 10th best (within TIE_TOLERANCE), so that ties at the cut do not count as misses."""
+    exact 10th best (within TIE_TOLERANCE), so that ties at the cut do not count as misses.
+
+    `candidate_recall_at_10` is the share of the exact top 10 among the first `candidates` the store
+    returns: what a search's candidate list holds of them (its beam is wider than a top 10's)."""
     started = time.perf_counter()
     found = _store_top_k(store, queries, RECALL_K, kind)
     store_s = time.perf_counter() - started
+    found_candidates = _store_top_k(store, queries, candidates, kind)
+    lists = (found, found_candidates)
     best = np.full((len(queries), RECALL_K), -np.inf, dtype=np.float32)  # the exact top scores so far
-    returned_scores = [np.full(len(ids), -np.inf, dtype=np.float32) for ids in found]
+    returned_scores = [[np.full(len(ids), -np.inf, dtype=np.float32) for ids in listed] for listed in lists]
     total = 0
     documents = DocumentStore.open(directory)
     try:
@@ -781,10 +792,11 @@ def _recall(
             for ids, vectors in documents.vectors_after(kind, 0):
                 scores = queries @ vectors.T
                 best = np.partition(np.concatenate([best, scores], axis=1), -RECALL_K, axis=1)[:, -RECALL_K:]
-                for query, returned in enumerate(found):
-                    rows = np.minimum(np.searchsorted(ids, returned), len(ids) - 1)
-                    here = ids[rows] == returned
-                    returned_scores[query][here] = scores[query, rows[here]]
+                for listed, listed_scores in zip(lists, returned_scores, strict=True):
+                    for query, returned in enumerate(listed):
+                        rows = np.minimum(np.searchsorted(ids, returned), len(ids) - 1)
+                        here = ids[rows] == returned
+                        listed_scores[query][here] = scores[query, rows[here]]
                 total += len(ids)
                 if time.perf_counter() - started > max_seconds:
                     logger.warning("Recall of %s stopped by --max-seconds after %d vectors.", kind, total)
@@ -795,18 +807,29 @@ def _recall(
         return {
             "queries": 0,
             "recall_at_10": math.nan,
+            "candidate_recall_at_10": math.nan,
+            "candidates": candidates,
             "store_search_ms_per_query": math.nan,
             "exact_vectors": 0,
         }
     k = min(RECALL_K, total)
     kth = np.sort(best, axis=1)[:, -k]
-    hits = [
-        min(int((scores >= threshold - TIE_TOLERANCE).sum()), k) / k
-        for scores, threshold in zip(returned_scores, kth, strict=True)
-    ]
+
+    def recall(listed_scores: list[np.ndarray]) -> float:
+        return float(
+            np.mean(
+                [
+                    min(int((scores >= threshold - TIE_TOLERANCE).sum()), k) / k
+                    for scores, threshold in zip(listed_scores, kth, strict=True)
+                ]
+            )
+        )
+
     return {
-        "queries": len(hits),
-        "recall_at_10": float(np.mean(hits)),
+        "queries": len(queries),
+        "recall_at_10": recall(returned_scores[0]),
+        "candidate_recall_at_10": recall(returned_scores[1]),
+        "candidates": candidates,
         "store_search_ms_per_query": store_s * 1000 / max(len(queries), 1),
         "exact_vectors": total,
     }
@@ -847,6 +870,8 @@ METRICS: list[tuple[str, str]] = [
     ("vector_indexes", "vector indexes"),
     ("recall_at_10", "recall@10, chunk vectors vs exact"),
     ("sentence_recall_at_10", "recall@10, sentence vectors vs exact"),
+    ("candidate_recall_at_10", "exact top 10 of chunk vectors among the 200 candidates"),
+    ("sentence_candidate_recall_at_10", "exact top 10 of sentence vectors among the 400 candidates"),
     ("loadavg_1min", "machine load average (1 min) when measuring began"),
 ]
 
@@ -889,6 +914,8 @@ def make_row(record: dict[str, Any], disk: dict[str, float], served: dict[str, A
         vector_indexes=", ".join(f"{kind} {kind_of}" for kind, kind_of in served["vector_indexes"].items()),
         recall_at_10=served["recall"]["recall_at_10"],
         sentence_recall_at_10=served["recall"]["sentence_recall_at_10"],
+        candidate_recall_at_10=served["recall"].get("candidate_recall_at_10"),
+        sentence_candidate_recall_at_10=served["recall"].get("sentence_candidate_recall_at_10"),
         loadavg_1min=served["loadavg_start"][0],
     )
     return row
@@ -1016,6 +1043,8 @@ Measured per size:
                            score reaches the exact 10th best. 1.000 while the index is flat. The XQuAD en
                            questions ask about Chinese passages, which character n-grams do not relate them
                            to: they have no near neighbour, the hard case for an approximate index.
+  candidates' recall       the same, over the first 200 chunks / 400 sentences the store returns, as many as
+                           a search asks each signal for (index.search.CandidateCounts).
   CPU time rows            the same in CPU time of the measuring process, all its threads. The store runs
                            each vector search on one FAISS thread, so on a quiet machine a search's CPU
                            time is close to its wall time; other processes on the cores inflate it less
