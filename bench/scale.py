@@ -619,7 +619,11 @@ def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:
     result["rss_writes_mib"] = _vm_hwm_mib()
 
     result["recall"] = _measure_recall(
-        store, encoder.encode_queries(questions[: spec["recall_queries"]]), Path(spec["index"]), max_seconds
+        store,
+        encoder.encode_queries(questions[: spec["recall_queries"]]),
+        Path(spec["index"]),
+        max_seconds,
+        spec.get("ef_search", ()),
     )
 
     result["included"] = None
@@ -736,10 +740,12 @@ def _measure_writes(
     }
 
 
-def _store_top_k(store: IndexStore, queries: np.ndarray, k: int, kind: str) -> list[np.ndarray]:
+def _store_top_k(store: IndexStore, queries: np.ndarray, k: int, kind: str) -> tuple[list[np.ndarray], float]:
     """The ids of the `k` chunks (or sentences) the store's own vector search finds for each query, all in
-    one snapshot: `IndexStore.nearest_chunks` / `nearest_sentences`, as a search asks for its candidates."""
+    one snapshot (`IndexStore.nearest_chunks` / `nearest_sentences`, as a search asks for its candidates),
+    and the ms a query took."""
     found = []
+    started = time.perf_counter()
     with store.snapshot():
         for query in queries:
             if kind == "chunks":
@@ -747,44 +753,55 @@ def _store_top_k(store: IndexStore, queries: np.ndarray, k: int, kind: str) -> l
             else:
                 ids, _, _ = store.nearest_sentences(query, k)
             found.append(np.asarray(ids, dtype=np.int64))
-    return found
+    return found, (time.perf_counter() - started) * 1000 / max(len(queries), 1)
 
 
 def _measure_recall(
-    store: IndexStore, queries: np.ndarray, directory: Path, max_seconds: float
+    store: IndexStore, queries: np.ndarray, directory: Path, max_seconds: float, beams: Sequence[int] = ()
 ) -> dict[str, Any]:
     """recall@10 of the chunk and of the sentence vector searches (see `_recall`), asked for 10 and asked
-    for as many as a search's candidates (`CandidateCounts`)."""
+    for as many as a search's candidates (`CandidateCounts`): with the index's own efSearch, then with
+    each of `beams` (each also timed), against one exact pass."""
     result: dict[str, Any] = {}
     candidates = CandidateCounts()
+    own = {kind: spec.ef_search for kind, spec in store.vector_specs().items()}
     for kind, prefix, wanted in (
         ("chunks", "", candidates.chunks),
         ("sentences", "sentence_", candidates.sentences),
     ):
-        figures = _recall(store, kind, queries, directory, max_seconds, wanted)
+        lists: dict[str, list[np.ndarray]] = {}
+        store_ms: dict[str, float] = {}
+        for beam in (None, *beams):
+            if beam is not None:
+                store.tune_search(beam)
+            label = "" if beam is None else f"ef{beam}_"
+            lists[f"{label}recall_at_10"], store_ms[f"{label}ms_per_query"] = _store_top_k(
+                store, queries, RECALL_K, kind
+            )
+            lists[f"{label}candidate_recall_at_10"], _ = _store_top_k(store, queries, wanted, kind)
+        if beams:
+            store.tune_search(own[kind])
+        figures = _recall(kind, queries, directory, max_seconds, lists)
         result[f"{prefix}recall_at_10"] = figures.pop("recall_at_10")
         result[f"{prefix}candidate_recall_at_10"] = figures.pop("candidate_recall_at_10")
-        result[kind] = figures
+        result[kind] = {**figures, **store_ms, "candidates": wanted, "own_ef_search": own[kind]}
     return result
 
 
 def _recall(
-    store: IndexStore, kind: str, queries: np.ndarray, directory: Path, max_seconds: float, candidates: int
+    kind: str, queries: np.ndarray, directory: Path, max_seconds: float, lists: dict[str, list[np.ndarray]]
 ) -> dict[str, Any]:
-    """recall@10 of one kind's vector search against exact search over the vectors the document store holds
-    (the source of truth the vector indexes are built from), read in batches so that a million-chunk index
-    need not fit in memory twice. A unit the store returns counts as found when its exact score reaches the
-    exact 10th best (within TIE_TOLERANCE), so that ties at the cut do not count as misses.
-
-    `candidate_recall_at_10` is the share of the exact top 10 among the first `candidates` the store
-    returns: what a search's candidate list holds of them (its beam is wider than a top 10's)."""
+    """For each list of ids per query in `lists`, the share of the exact top 10 it holds (recall@10 for a
+    list of 10), against exact search over the vectors the document store holds (the source of truth the
+    vector indexes are built from), read in batches so that a million-chunk index need not fit in memory
+    twice. A returned unit counts as found when its exact score reaches the exact 10th best (within
+    TIE_TOLERANCE), so that ties at the cut do not count as misses."""
     started = time.perf_counter()
-    found = _store_top_k(store, queries, RECALL_K, kind)
-    store_s = time.perf_counter() - started
-    found_candidates = _store_top_k(store, queries, candidates, kind)
-    lists = (found, found_candidates)
     best = np.full((len(queries), RECALL_K), -np.inf, dtype=np.float32)  # the exact top scores so far
-    returned_scores = [[np.full(len(ids), -np.inf, dtype=np.float32) for ids in listed] for listed in lists]
+    returned_scores = {
+        name: [np.full(len(ids), -np.inf, dtype=np.float32) for ids in listed]
+        for name, listed in lists.items()
+    }
     total = 0
     documents = DocumentStore.open(directory)
     try:
@@ -792,11 +809,11 @@ def _recall(
             for ids, vectors in documents.vectors_after(kind, 0):
                 scores = queries @ vectors.T
                 best = np.partition(np.concatenate([best, scores], axis=1), -RECALL_K, axis=1)[:, -RECALL_K:]
-                for listed, listed_scores in zip(lists, returned_scores, strict=True):
+                for name, listed in lists.items():
                     for query, returned in enumerate(listed):
                         rows = np.minimum(np.searchsorted(ids, returned), len(ids) - 1)
                         here = ids[rows] == returned
-                        listed_scores[query][here] = scores[query, rows[here]]
+                        returned_scores[name][query][here] = scores[query, rows[here]]
                 total += len(ids)
                 if time.perf_counter() - started > max_seconds:
                     logger.warning("Recall of %s stopped by --max-seconds after %d vectors.", kind, total)
@@ -804,34 +821,23 @@ def _recall(
     finally:
         documents.close()
     if total == 0:
-        return {
-            "queries": 0,
-            "recall_at_10": math.nan,
-            "candidate_recall_at_10": math.nan,
-            "candidates": candidates,
-            "store_search_ms_per_query": math.nan,
-            "exact_vectors": 0,
-        }
+        return {"queries": 0, "exact_vectors": 0, **{name: math.nan for name in lists}}
     k = min(RECALL_K, total)
     kth = np.sort(best, axis=1)[:, -k]
-
-    def recall(listed_scores: list[np.ndarray]) -> float:
-        return float(
-            np.mean(
-                [
-                    min(int((scores >= threshold - TIE_TOLERANCE).sum()), k) / k
-                    for scores, threshold in zip(listed_scores, kth, strict=True)
-                ]
-            )
-        )
-
     return {
         "queries": len(queries),
-        "recall_at_10": recall(returned_scores[0]),
-        "candidate_recall_at_10": recall(returned_scores[1]),
-        "candidates": candidates,
-        "store_search_ms_per_query": store_s * 1000 / max(len(queries), 1),
         "exact_vectors": total,
+        **{
+            name: float(
+                np.mean(
+                    [
+                        min(int((scores >= threshold - TIE_TOLERANCE).sum()), k) / k
+                        for scores, threshold in zip(listed_scores, kth, strict=True)
+                    ]
+                )
+            )
+            for name, listed_scores in returned_scores.items()
+        },
     }
 
 
@@ -955,22 +961,52 @@ def print_tables(rows: Sequence[dict[str, Any]], output: str, console: Console) 
         for i, label in enumerate(slice_labels)
     ]
     slices_title = "ingest per 10% slice: chunks/s (chunks per CPU-second), embedding excluded"
+    tables = [("metric", main), (slices_title, slices)]
+    beams = _beam_lines(rows)
+    if beams:
+        tables.append(("HNSW search beam (efSearch): chunks / sentences", beams))
     if output == "markdown":
-        for title, lines in (("metric", main), (slices_title, slices)):
+        for title, lines in tables:
             print(f"| {title} | " + " | ".join(f"N = {size}" for size in sizes) + " |")
             print("|---|" + "---:|" * len(sizes))
             for label, values in lines:
                 print(f"| {label} | " + " | ".join(values) + " |")
             print()
         return
-    for title, lines in (("Scale benchmark", main), (slices_title, slices)):
+    for title, lines in [("Scale benchmark", main), *tables[1:]]:
         table = Table(title=title)
-        table.add_column("metric" if lines is main else "slice of the build")
+        table.add_column("metric" if lines is main else "slice of the build" if lines is slices else "beam")
         for size in sizes:
             table.add_column(f"N = {size}", justify="right")
         for label, values in lines:
             table.add_row(label, *values)
         console.print(table)
+
+
+def _beam_lines(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """Recall and time of the vector searches at each --ef-search beam, "chunks / sentences" per size."""
+    measured = [row["serving"]["recall"] if row.get("serving") else {} for row in rows]
+    beams = sorted(
+        {
+            int(key[2:].split("_")[0])
+            for figures in measured
+            for key in figures.get("chunks", {})
+            if key.startswith("ef")
+        }
+    )
+    lines = []
+    for beam in beams:
+        for key, label, spec in (
+            ("recall_at_10", "recall@10", ".3f"),
+            ("candidate_recall_at_10", "exact top 10 among the candidates", ".3f"),
+            ("ms_per_query", "ms per vector search (k=10)", ".2f"),
+        ):
+            values = []
+            for figures in measured:
+                pair = [figures.get(kind, {}).get(f"ef{beam}_{key}") for kind in ("chunks", "sentences")]
+                values.append(" / ".join("–" if value is None else format(value, spec) for value in pair))
+            lines.append((f"efSearch {beam}: {label}", values))
+    return lines
 
 
 def machine_info() -> dict[str, Any]:
@@ -1110,6 +1146,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--recall-queries", type=int, default=100, help="questions for recall@10 (default 100)"
     )
     parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="EF",
+        help="also measure recall@10 and the time of a vector search with these HNSW search beams (a table)",
+    )
+    parser.add_argument(
         "--max-seconds",
         type=float,
         default=300.0,
@@ -1137,8 +1181,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: the measuring subprocess
     args = parser.parse_args(argv)
-    if any(n < 1 for n in args.chunks) or args.searches < 1 or args.write_reps < 1 or args.recall_queries < 1:
-        parser.error("--chunks, --searches, --write-reps and --recall-queries must be positive")
+    if (
+        any(n < 1 for n in [*args.chunks, *args.ef_search])
+        or args.searches < 1
+        or args.write_reps < 1
+        or args.recall_queries < 1
+    ):
+        parser.error("--chunks, --searches, --write-reps, --recall-queries and --ef-search must be positive")
     return args
 
 
@@ -1210,6 +1259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "warmup": args.warmup,
                 "write_reps": args.write_reps,
                 "recall_queries": args.recall_queries,
+                "ef_search": args.ef_search,
                 "max_seconds": args.max_seconds,
                 "model": not args.no_model,
                 "translator": not args.no_translator,

@@ -276,6 +276,14 @@ class IndexStore:
         with self._lock:
             return {kind: index.spec for kind, index in self._vectors.items()}
 
+    def tune_search(self, ef_search: int) -> None:
+        """Set the search beam (efSearch) of the approximate vector indexes in this process: wider finds
+        more of the exact neighbours, slower (bench/scale.py --ef-search measures both). Flat ones ignore
+        it; a checkpoint saves it."""
+        with self._lock:
+            for index in self._vectors.values():
+                index.tune(ef_search)
+
     def list_documents(self) -> list[DocumentSummary]:
         with self._lock:
             return self._documents.list_documents()

@@ -491,6 +491,26 @@ def test_a_reindex_can_force_the_kind_of_vector_index_whatever_the_size(
     reopened.close()
 
 
+def test_the_search_beam_of_approximate_indexes_can_be_widened_without_a_rebuild(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    store = IndexStore.open(
+        tmp_path / "idx", manifest_for(fake_encoder, chunker).model_copy(update={"index_kind": "hnsw"})
+    )
+    Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
+    before = store.vector_specs()
+    store.tune_search(1024)
+    after = store.vector_specs()
+    assert {spec.ef_search for spec in after.values()} == {1024}
+    assert {kind: spec.model_copy(update={"ef_search": 0}) for kind, spec in after.items()} == {
+        kind: spec.model_copy(update={"ef_search": 0}) for kind, spec in before.items()
+    }
+    assert (
+        Searcher(store, fake_encoder).search("晶圆代工", top_k=1).passages[0].citation.doc_id == CHIPS.doc_id
+    )
+    store.close()
+
+
 # -- an index of the previous format ------------------------------------------------------------------
 
 FORMAT_2_SCHEMA = """
