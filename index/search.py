@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from citeqa.errors import InvalidQuestion, UnknownSearchMode
 from index.lexical import Keywords
 from index.storage.documents import ChunkHit
+from index.storage.keywords import KeywordTop
 from index.store import IndexStore
 from index.text import is_cjk, terms
 from index.translation import QueryTranslator
@@ -300,15 +301,13 @@ class Searcher:
         counts = self.candidates
         dense_ids, _ = store.nearest_chunks(query_vector, counts.chunks, allowed)
         _, sentence_chunks, _ = store.nearest_sentences(query_vector, counts.sentences, allowed)
-        keyword_ids, keyword_scores = (
-            store.keyword_scores(keywords, allowed)
+        nearest = np.union1d(dense_ids, sentence_chunks)
+        found = (
+            store.keyword_top(keywords, counts.keywords, allowed, also=nearest)
             if keywords.terms or keywords.concepts
-            else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+            else KeywordTop.empty()
         )
-        best_keywords = keyword_ids
-        if keyword_ids.size > counts.keywords:
-            best_keywords = keyword_ids[np.argpartition(-keyword_scores, counts.keywords)[: counts.keywords]]
-        chunk_ids = np.union1d(np.union1d(dense_ids, sentence_chunks), best_keywords)
+        chunk_ids = np.union1d(nearest, found.ids)
         sample, in_scope = store.chunk_sample(counts.background, allowed)
         if in_scope == 0:
             return ChunkScores.empty()
@@ -330,12 +329,7 @@ class Searcher:
         candidate = np.searchsorted(scored, chunk_ids)
         background_relevance = self._blend(dense, sentence)[np.searchsorted(scored, sample)]
         lexical = np.zeros(chunk_ids.size, dtype=np.float32)
-        matched = np.isin(keyword_ids, chunk_ids)
-        lexical[np.searchsorted(chunk_ids, keyword_ids[matched])] = keyword_scores[matched]
-        # BM25 is 0 for every chunk it does not match: its background over the scope is exact.
-        kept = keyword_scores if allowed is None else keyword_scores[np.isin(keyword_ids, allowed)]
-        lexical_mean = float(kept.sum(dtype=np.float64)) / in_scope
-        lexical_variance = float((kept.astype(np.float64) ** 2).sum()) / in_scope - lexical_mean**2
+        lexical[np.searchsorted(chunk_ids, found.ids)] = found.scores
         return ChunkScores(
             chunk_ids,
             dense[candidate].astype(np.float32),
@@ -343,7 +337,7 @@ class Searcher:
             best_sentence[candidate],
             lexical,
             relevance_background=(float(background_relevance.mean()), float(background_relevance.std())),
-            lexical_background=(lexical_mean, max(lexical_variance, 0.0) ** 0.5),
+            lexical_background=(found.mean, found.spread),
         )
 
     def _relevance(self, scores: ChunkScores) -> np.ndarray:

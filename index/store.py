@@ -48,7 +48,7 @@ from index.storage.documents import (
     StoredDocument,
     Write,
 )
-from index.storage.keywords import KeywordIndex
+from index.storage.keywords import KeywordIndex, KeywordTop
 from index.storage.vectors import (
     DEFAULT_HNSW_SPEC,
     FaissVectorIndex,
@@ -60,7 +60,7 @@ from index.storage.vectors import (
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 VECTOR_FILES = {"chunks": "chunks.vectors", "sentences": "sentences.vectors"}
 # Format 2 kept whole FAISS files rewritten after every commit; an upgrade deletes them.
 FORMAT_2_FILES = ("chunks.faiss", "sentences.faiss", "vectors.json")
@@ -354,12 +354,17 @@ class IndexStore:
             rows = self._documents.sentences(ids)
             return ids, rows.chunk_ids[np.searchsorted(rows.ids, ids)], scores
 
-    def keyword_scores(
-        self, keywords: Keywords, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The (ids ascending, BM25 scores) of every chunk the keywords match (among `allowed`)."""
+    def keyword_top(
+        self,
+        keywords: Keywords,
+        limit: int,
+        allowed: np.ndarray | None = None,
+        also: np.ndarray | None = None,
+    ) -> KeywordTop:
+        """The `limit` chunks BM25 scores highest (among `allowed`), the scores of the chunks in `also`, and
+        BM25's mean and spread over the chunks in scope (index.storage.keywords.KeywordIndex.top)."""
         with self.snapshot():
-            return self._keywords.search(keywords, allowed)
+            return self._keywords.top(keywords, limit, allowed, also)
 
     def chunk_vectors(self, chunk_ids: np.ndarray) -> np.ndarray:
         """The chunks' vectors, in the order given (KeyError for a chunk not in this snapshot)."""
@@ -653,9 +658,13 @@ class IndexStore:
 
 
 def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float) -> Manifest:
-    """Bring an index of format 2 to this format: its keyword index built from the terms stored in each
-    chunk row, the vectors moved out of the chunk and sentence rows into tables of their own, the FAISS
-    files deleted (the vector files are saved by the store's next checkpoint)."""
+    """Bring an index of an earlier format to this one.
+
+    - Format 2: its keyword index built from the terms stored in each chunk row, the vectors moved out of
+      the chunk and sentence rows into tables of their own, the FAISS files deleted (the vector files are
+      saved by the store's next checkpoint).
+    - Format 3: each chunk's term frequencies copied from the posting lists to the chunk's keyword row
+      (`KeywordIndex.add_frequencies`)."""
     db = documents.connection
     upgraded = manifest.model_copy(update={"format_version": FORMAT_VERSION})
     with documents.file_lock(lock_timeout_s):
@@ -681,6 +690,7 @@ def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float
                     "UPDATE chunks SET (first_sentence, sentences) = "
                     "(SELECT COALESCE(MIN(id), 0), COUNT(*) FROM sentences WHERE chunk_id = chunks.id)"
                 )
+            keywords.add_frequencies(db)
             documents.write_meta("manifest", upgraded.model_dump_json())
     for name in FORMAT_2_FILES:
         (documents.directory / name).unlink(missing_ok=True)

@@ -72,6 +72,18 @@ TERM_COST = 500
 CONCEPT_CACHE = 64
 # Terms whose id and document frequency are kept between reads, at most.
 TERM_CACHE = 65536
+# Postings `KeywordIndex.top` reads in full per question, rarest parts first (the rarest always); the parts
+# beyond are looked up for the competing chunks only. Every question reads all of its postings at report
+# scale (exact); at a million chunks, common words hold hundreds of thousands each (docs/PERF.md).
+READ_BUDGET = 200_000
+# Postings drawn from the looked-up parts' terms (evenly, about) to estimate their share of BM25's mean
+# and spread.
+MOMENT_SAMPLE = 1024
+# The chunks a search's looked-up parts are added to, as many times the top asked for: the best by the
+# parts read, which the looked-up parts may reorder; then, up to POOL_MAX times, every chunk that could
+# still enter the top (each looked-up chunk costs about as much as reading a few hundred postings).
+POOL = 2
+POOL_MAX = 8
 # Values per `IN (...)` list: well under SQLite's limit on bound parameters.
 _IN_BATCH = 500
 
@@ -112,7 +124,8 @@ CREATE INDEX IF NOT EXISTS keyword_blocks_term ON keyword_blocks(term_id, seq, n
 CREATE TABLE IF NOT EXISTS keyword_chunks (
     chunk_id INTEGER PRIMARY KEY,
     length INTEGER NOT NULL,
-    term_ids BLOB NOT NULL
+    term_ids BLOB NOT NULL,
+    frequencies BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS keyword_tombstones (seq INTEGER PRIMARY KEY, chunk_ids BLOB NOT NULL);
 """
@@ -139,6 +152,42 @@ class _Frequency(NamedTuple):
     ids: np.ndarray
     frequency: np.ndarray
     lengths: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One summand of a question's BM25: one of its terms (counted as often as the question repeats it),
+    or one of its concepts (its alternatives the live chunks can match, as term ids and weights)."""
+
+    term_ids: tuple[int, ...]
+    postings: int
+    """The live postings of its terms: what reading it in full costs."""
+    df: int
+    """The chunks it matches: a term's document frequency; for a concept an estimate (`_union_estimate`),
+    replaced by the exact count when it is read in full."""
+    times: int = 1
+    concept: Concept | None = None
+    alternatives: tuple[tuple[tuple[int, ...], float], ...] = ()
+
+
+@dataclass(frozen=True)
+class KeywordTop:
+    """What `KeywordIndex.top` answers."""
+
+    ids: np.ndarray
+    """Chunk ids ascending (int64): the top chunks, and the chunks asked about that the keywords match."""
+    scores: np.ndarray
+    """Their BM25 scores (float32), all positive."""
+    mean: float
+    """BM25's mean over every chunk in scope (0 where the keywords do not match)."""
+    spread: float
+    """Its standard deviation over the same chunks."""
+    exact: bool
+    """Whether every part of the question was read in full: then the top, the mean and the spread are exact."""
+
+    @classmethod
+    def empty(cls) -> KeywordTop:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0, 0.0, exact=True)
 
 
 @dataclass
@@ -263,10 +312,12 @@ class Compaction:
 class KeywordIndex:
     """BM25 over the chunks' terms (Lucene variant, k1 1.5, b 0.75), stored in the index's database."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, read_budget: int = READ_BUDGET) -> None:
         """Reads use `connection` (autocommit mode, the store's lock held: this class is not thread-safe
-        on its own). The tables must exist: the store runs `SCHEMA` when it opens the database."""
+        on its own). The tables must exist: the store runs `SCHEMA` when it opens the database.
+        `read_budget`: postings `top` reads in full per question."""
         self._db = connection
+        self.read_budget = read_budget
         self._state: _State | None = None
 
     # -- writing: inside the caller's transaction ---------------------------------------------------
@@ -300,11 +351,13 @@ class KeywordIndex:
         # The postings of the batch, grouped by term (in order of first appearance), sorted by chunk id.
         term_index: dict[str, int] = {}
         chunk_terms: list[list[int]] = []
+        chunk_counts: list[list[int]] = []
         postings_term, postings_chunk, postings_tf, postings_length = [], [], [], []
         for chunk_id, words in items:
             counts = Counter(words)
             indexes = [term_index.setdefault(term, len(term_index)) for term in counts]
             chunk_terms.append(indexes)
+            chunk_counts.append(list(counts.values()))
             postings_term.extend(indexes)
             postings_chunk.extend([chunk_id] * len(indexes))
             postings_tf.extend(counts.values())
@@ -357,10 +410,10 @@ class KeywordIndex:
         )
         db.executemany("INSERT INTO keyword_blocks (term_id, seq, n, data) VALUES (?, ?, ?, ?)", blocks)
         db.executemany(
-            "INSERT INTO keyword_chunks (chunk_id, length, term_ids) VALUES (?, ?, ?)",
+            "INSERT INTO keyword_chunks (chunk_id, length, term_ids, frequencies) VALUES (?, ?, ?, ?)",
             [
-                (chunk_id, len(words), _term_ids_blob(term_ids[indexes]))
-                for (chunk_id, words), indexes in zip(items, chunk_terms, strict=True)
+                (chunk_id, len(words), _term_ids_blob(term_ids[indexes]), _frequencies_blob(counts))
+                for (chunk_id, words), indexes, counts in zip(items, chunk_terms, chunk_counts, strict=True)
             ],
         )
         stats.write(db)
@@ -413,6 +466,43 @@ class KeywordIndex:
             db.execute(f"DELETE FROM {table}")
         # The sequence goes on: it orders blocks and tombstones, and caches compare stamps, not totals.
         _Stats(seq=_Stats.read(db).seq).write(db)
+
+    def add_frequencies(self, db: sqlite3.Connection) -> None:
+        """Give each chunk's row its terms' frequencies, read from the posting lists, where an index of
+        format 3 lacks them (its rows' term ids are then in ascending order). Once, when the store upgrades
+        the index, inside its transaction: it holds every live posting in memory, about 24 bytes each."""
+        _require_transaction(db)
+        if "frequencies" in {row[1] for row in db.execute("PRAGMA table_info(keyword_chunks)")}:
+            return
+        db.execute("ALTER TABLE keyword_chunks ADD COLUMN frequencies BLOB NOT NULL DEFAULT x''")
+        tombstones = _Tombstones.read(db)
+        chunk_parts, term_parts, count_parts = [], [], []
+        for term_id, seq, n, data in db.execute("SELECT term_id, seq, n, data FROM keyword_blocks"):
+            postings = _unpack(data, n)
+            keep = tombstones.keep(postings.ids, np.full(n, seq, dtype=np.int64))
+            if keep is not None:
+                postings = _Postings(*(array[keep] for array in postings))
+            chunk_parts.append(postings.ids)
+            term_parts.append(np.full(postings.ids.size, term_id, dtype=np.int64))
+            count_parts.append(postings.tf)
+        if not chunk_parts:
+            return
+        chunks, terms, counts = (np.concatenate(parts) for parts in (chunk_parts, term_parts, count_parts))
+        del chunk_parts, term_parts, count_parts
+        order = np.lexsort((terms, chunks))
+        chunks, terms, counts = chunks[order], terms[order], counts[order]
+        bounds = np.r_[0, np.flatnonzero(np.diff(chunks)) + 1, chunks.size].tolist()
+        db.executemany(
+            "UPDATE keyword_chunks SET term_ids = ?, frequencies = ? WHERE chunk_id = ?",
+            (
+                (
+                    _term_ids_blob(terms[start:end]),
+                    _frequencies_blob(counts[start:end].tolist()),
+                    int(chunks[start]),
+                )
+                for start, end in itertools.pairwise(bounds)
+            ),
+        )
 
     def compaction_due(self) -> bool:
         """Whether `compact` has work: terms given `FANOUT` blocks since it last looked at them, terms with
@@ -528,14 +618,78 @@ class KeywordIndex:
         """Every live chunk with a positive BM25 score for the keywords (only those in `allowed` when given):
         chunk ids ascending (int64) and their scores (float32), as bm25s would give them for plain terms.
 
-        Reads the posting lists of the question's terms and of its concepts' alternatives, whatever
-        `allowed` holds: document frequencies are those of all live chunks, as before."""
+        Reads the posting lists of the question's terms and of its concepts' alternatives in full, whatever
+        `allowed` holds (document frequencies are those of all live chunks): what `top` bounds."""
         with self._reading() as state:
-            ids, scores = self._scores(state, keywords)
+            ids, scores = self._scores(state, self._parts(state, keywords))
         keep = scores > 0
         if allowed is not None:
             keep &= _member(ids, np.asarray(allowed, dtype=np.int64))
         return ids[keep], scores[keep]
+
+    def top(
+        self,
+        keywords: Keywords,
+        limit: int,
+        allowed: np.ndarray | None = None,
+        also: np.ndarray | None = None,
+    ) -> KeywordTop:
+        """The `limit` chunks (among `allowed`) that BM25 scores highest, the scores of the chunks in `also`,
+        and BM25's mean and spread over every chunk in scope, reading a bounded number of postings.
+
+        The question's parts (its terms, its concepts) are read in full, rarest first, while their postings
+        add up to at most `read_budget` (the rarest always). If that is all of them, everything is exact:
+        the top is `search`'s and the mean and spread are over its scores. Otherwise the other parts, the
+        common ones, are looked up only for the chunks that compete (`also`, and a pool of the best by the
+        parts read, widened to those the common parts could still lift into the top: `_top_looking_up`),
+        where the scores are exact (a concept's idf aside: see `_Part.df`). They bring no chunks of their
+        own into the top, and their share of the mean and spread is estimated from samples of the chunks
+        (`_looked_up_moments`)."""
+        with self._reading() as state:
+            stats = state.stats
+            scope = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+            in_scope = stats.chunks if scope is None else int(scope.size)
+            parts = self._parts(state, keywords)
+            if not parts or not in_scope:
+                return KeywordTop.empty()
+            by_cost = sorted(range(len(parts)), key=lambda position: parts[position].postings)
+            spent, read = 0, set()
+            for position in by_cost:
+                if read and spent + parts[position].postings > self.read_budget:
+                    break
+                read.add(position)
+                spent += parts[position].postings
+            # In the question's order, so that the sums are `search`'s to the last bit.
+            ids, sums = self._scores(state, [part for position, part in enumerate(parts) if position in read])
+            keep = sums > 0
+            if scope is not None:
+                keep &= _member(ids, scope)
+            ids, sums = ids[keep], sums[keep]
+            asked = (
+                np.zeros(0, dtype=np.int64) if also is None else np.unique(np.asarray(also, dtype=np.int64))
+            )
+            if scope is not None:
+                asked = asked[_member(asked, scope)]
+            looked_up = [part for position, part in enumerate(parts) if position not in read]
+            squares = sums.astype(np.float64) ** 2
+            total, total_squares = float(sums.sum(dtype=np.float64)), float(squares.sum())
+            if not looked_up:
+                best = ids if ids.size <= limit else ids[np.argpartition(-sums, limit)[:limit]]
+                chosen = np.union1d(best, asked[_member(asked, ids)])
+                scores = sums[np.searchsorted(ids, chosen)]
+            else:
+                added, added_squares = self._looked_up_moments(state, looked_up, (ids, sums), scope)
+                total += added
+                total_squares += added_squares
+                chosen, scores = self._top_looking_up(state, looked_up, ids, sums, limit, asked)
+            mean = total / in_scope
+            return KeywordTop(
+                chosen,
+                scores.astype(np.float32),
+                mean=mean,
+                spread=max(total_squares / in_scope - mean**2, 0.0) ** 0.5,
+                exact=not looked_up,
+            )
 
     def match_scores(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
         """How much of the keywords each text holds, with the index's idf:
@@ -581,42 +735,230 @@ class KeywordIndex:
             if own:
                 db.execute("COMMIT")
 
-    def _scores(self, state: _State, keywords: Keywords) -> tuple[np.ndarray, np.ndarray]:
+    def _top_looking_up(
+        self,
+        state: _State,
+        looked_up: Sequence[_Part],
+        ids: np.ndarray,
+        sums: np.ndarray,
+        limit: int,
+        asked: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `limit` chunks by their whole score among those the parts read match, and the chunks
+        `asked`, with their whole scores: the parts looked up are added for a pool of chunks only.
+
+        The pool is the best `POOL` times `limit` by the parts read (`ids`, `sums`), widened once to every
+        chunk that could still overtake its `limit`-th best (the looked-up parts add at most their idf
+        each: MaxScore's bound), up to `POOL_MAX` times `limit`."""
+        bound = sum(part.times * idf(state.stats.chunks, part.df) for part in looked_up)
+        most = min(ids.size, POOL_MAX * limit)
+        best = np.argpartition(-sums, most - 1)[:most] if 0 < most < ids.size else np.arange(ids.size)
+        order = best[np.argsort(-sums[best], kind="stable")]
+        pool = ids[order[: POOL * limit]]
+        chosen = np.union1d(pool, asked)
+        scores = self._whole_scores(state, looked_up, ids, sums, chosen)
+        in_pool = np.isin(chosen, pool)
+        if pool.size >= limit and pool.size < ids.size:
+            threshold = np.partition(scores[in_pool], pool.size - limit)[pool.size - limit]
+            wider = min(int(np.count_nonzero(sums > threshold - bound)), POOL_MAX * limit)
+            if wider > pool.size:
+                pool = ids[order[:wider]]
+                extra = np.setdiff1d(pool, chosen)
+                chosen = np.concatenate([chosen, extra])
+                scores = np.concatenate([scores, self._whole_scores(state, looked_up, ids, sums, extra)])
+                in_pool = np.isin(chosen, pool)
+        candidates = np.flatnonzero(in_pool)
+        keep = np.isin(chosen, asked)
+        keep[candidates[np.argsort(-scores[candidates], kind="stable")[:limit]]] = True
+        keep &= scores > 0
+        order = np.argsort(chosen[keep])
+        return chosen[keep][order], scores[keep][order]
+
+    def _whole_scores(
+        self, state: _State, looked_up: Sequence[_Part], ids: np.ndarray, sums: np.ndarray, chosen: np.ndarray
+    ) -> np.ndarray:
+        """The whole scores of some chunks (ids ascending): the parts read (`ids`, `sums`) and those looked up."""
+        if ids.size:
+            found = np.minimum(np.searchsorted(ids, chosen), ids.size - 1)
+            read = np.where(ids[found] == chosen, sums[found], 0.0)
+        else:
+            read = np.zeros(chosen.size)
+        return read + self._look_up(state, looked_up, chosen)
+
+    def _parts(self, state: _State, keywords: Keywords) -> list[_Part]:
+        """The summands of the keywords' BM25 that the live chunks can match: terms, then concepts."""
+        parts: list[_Part] = []
+        if not state.stats.chunks:
+            return parts
+        # bm25s: a term repeated in the question counts as often; one the index lacks counts nothing. The
+        # empty term is never looked for: index.text.terms yields none (bm25s would score the empty chunks
+        # with it, or fail when there are none).
+        times = Counter(term for term in keywords.terms if term)
+        rows = self._term_rows(state, times)
+        for term, count in times.items():
+            row = rows.get(term)
+            if row is not None:
+                parts.append(_Part((row[0],), row[1], df=row[1], times=count))
+        for concept in keywords.concepts:
+            usable = self._usable_alternatives(state, concept)
+            if usable:
+                term_ids = tuple(sorted({term_id for term_ids, _, _ in usable for term_id in term_ids}))
+                parts.append(
+                    _Part(
+                        term_ids,
+                        sum(df for term_ids_, _, df in usable for _ in term_ids_),
+                        df=_union_estimate(state.stats.chunks, [df for _, _, df in usable]),
+                        concept=concept,
+                        alternatives=tuple((term_ids, weight) for term_ids, weight, _ in usable),
+                    )
+                )
+        return parts
+
+    def _scores(self, state: _State, parts: Sequence[_Part]) -> tuple[np.ndarray, np.ndarray]:
+        """The parts read in full: every chunk any of them matches, ids ascending, and the sum of their
+        scores (float32)."""
         stats = state.stats
         id_parts: list[np.ndarray] = []
         score_parts: list[np.ndarray] = []
-        if stats.chunks:
-            # bm25s: a term repeated in the question counts as often; one the index lacks counts nothing.
-            # It indexes a chunk without terms as [""], of length 1, hence the mean length below. The empty
-            # term itself is never looked for: index.text.terms yields none (bm25s would score the empty
-            # chunks with it, or fail when there are none).
-            times = Counter(term for term in keywords.terms if term)
-            rows = self._term_rows(state, times)
-            postings = self._postings(state, [row[0] for row in rows.values() if row is not None])
-            average = (stats.length + stats.empty) / stats.chunks
-            for term, count in times.items():
-                row = rows.get(term)
-                if row is None:
-                    continue
-                found = postings[row[0]]
-                tf = found.tf.astype(np.float64)
+        terms = [part for part in parts if part.concept is None]
+        postings = self._postings(state, [part.term_ids[0] for part in terms])
+        for part in parts:
+            if part.concept is None:
+                found = postings[part.term_ids[0]]
                 id_parts.append(found.ids)
-                score_parts.append(
-                    count * idf(stats.chunks, row[1]) * tf / (tf + K1 * (1 - B + B * found.lengths / average))
-                )
-            # Concepts: lengths as they are, their mean taken as at least 1.
-            average = max(stats.length / stats.chunks, 1.0)
-            for concept in keywords.concepts:
-                concept_frequency = self._concept_frequency(state, concept)
-                if concept_frequency.ids.size:
-                    frequency = concept_frequency.frequency.astype(np.float64)
-                    norm = K1 * (1 - B + B * concept_frequency.lengths / average)
-                    id_parts.append(concept_frequency.ids)
+                score_parts.append(_term_scores(stats, part, found.tf, found.lengths))
+            else:
+                frequency = self._concept_frequency(state, part.concept)
+                if frequency.ids.size:
+                    id_parts.append(frequency.ids)
                     score_parts.append(
-                        idf(stats.chunks, concept_frequency.ids.size) * frequency / (frequency + norm)
+                        _concept_scores(stats, frequency.ids.size, frequency.frequency, frequency.lengths)
                     )
         ids, sums, _ = _group(id_parts, score_parts)
         return ids, sums.astype(np.float32)
+
+    def _frequencies(self, chunk_ids: np.ndarray, term_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Some terms' frequencies in some chunks (ids ascending), from the chunks' rows (`keyword_chunks`):
+        a matrix, chunk by term (0 where absent, and for a chunk not live), and the chunks' lengths."""
+        frequencies = np.zeros((chunk_ids.size, len(term_ids)), dtype=np.float64)
+        lengths = np.zeros(chunk_ids.size, dtype=np.float64)
+        if not chunk_ids.size or not term_ids:
+            return frequencies, lengths
+        rows = _tuples_in(
+            self._db,
+            "SELECT chunk_id, length, term_ids, frequencies FROM keyword_chunks WHERE chunk_id IN ({})",
+            chunk_ids.tolist(),
+        )
+        if not rows:
+            return frequencies, lengths
+        found_ids, found_lengths, term_blobs, frequency_blobs = zip(*rows, strict=True)
+        places = np.searchsorted(chunk_ids, found_ids)
+        lengths[places] = found_lengths
+        sizes = np.array([len(blob) // 4 for blob in term_blobs])
+        terms = np.frombuffer(b"".join(term_blobs), dtype="<i4")
+        counts = _unpack_frequencies(frequency_blobs, sizes)
+        owners = np.repeat(places, sizes)
+        wanted = np.asarray(term_ids, dtype=np.int64)
+        order = np.argsort(wanted)
+        found = np.minimum(np.searchsorted(wanted, terms, sorter=order), wanted.size - 1)
+        hit = wanted[order[found]] == terms
+        frequencies[owners[hit], order[found[hit]]] = counts[hit]
+        return frequencies, lengths
+
+    def _look_up(self, state: _State, parts: Sequence[_Part], chunk_ids: np.ndarray) -> np.ndarray:
+        """The parts' summed exact scores in each of some chunks (ids ascending), from the chunks' rows. A
+        concept's document frequency, unknown without reading it in full, is the part's estimate."""
+        term_ids = sorted({term_id for part in parts for term_id in part.term_ids})
+        frequencies, lengths = self._frequencies(chunk_ids, term_ids)
+        column = {term_id: position for position, term_id in enumerate(term_ids)}
+        scores = np.zeros(chunk_ids.size, dtype=np.float64)
+        for part in parts:
+            if part.concept is None:
+                scores += _term_scores(state.stats, part, frequencies[:, column[part.term_ids[0]]], lengths)
+                continue
+            frequency = np.zeros(chunk_ids.size, dtype=np.float64)
+            for alternative, weight in part.alternatives:
+                # An alternative of several terms counts as often as its rarest term.
+                frequency += weight * frequencies[:, [column[term_id] for term_id in alternative]].min(axis=1)
+            scores += _concept_scores(state.stats, part.df, frequency, lengths)
+        return scores
+
+    def _looked_up_moments(
+        self,
+        state: _State,
+        parts: Sequence[_Part],
+        read: tuple[np.ndarray, np.ndarray],
+        scope: np.ndarray | None,
+    ) -> tuple[float, float]:
+        """Estimates of what the parts looked up (L) add to the sums of BM25 and of its square over the chunks
+        in scope: the sums of L and of 2·R·L + L², R being the parts read (`read`: the chunks in scope they
+        match, ascending, and their scores).
+
+        Two strata: the chunks the parts read match, where R is known (all of them, or a random
+        `MOMENT_SAMPLE`), and the others, where only L² counts (a uniform random sample of the scope,
+        `MOMENT_SAMPLE` chunks, those of the first stratum set aside). Common words are common in both, so
+        a few thousand chunks estimate them well; the covariances of the parts are kept."""
+        rng = np.random.default_rng(0)  # the same draw for the same question and index: reproducible
+        ids, sums = read
+        matched = ids if ids.size <= MOMENT_SAMPLE else np.sort(rng.choice(ids, MOMENT_SAMPLE, replace=False))
+        looked_up = self._look_up(state, parts, matched)
+        base = sums[np.searchsorted(ids, matched)].astype(np.float64)
+        share = ids.size / max(matched.size, 1)
+        total = share * float(looked_up.sum())
+        squares = share * float((2 * base * looked_up + looked_up**2).sum())
+        sample, in_scope = self._uniform_sample(state, scope, rng)
+        outside = sample[~_member(sample, ids)]
+        if outside.size:
+            looked_up = self._look_up(state, parts, outside)
+            share = in_scope / sample.size
+            total += share * float(looked_up.sum())
+            squares += share * float((looked_up**2).sum())
+        return total, squares
+
+    def _uniform_sample(
+        self, state: _State, scope: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, int]:
+        """About `MOMENT_SAMPLE` live chunks drawn uniformly from the scope (ascending), and the scope's size.
+        Without a scope, ids are drawn from the range of the live ones and kept where a chunk lives."""
+        if scope is not None:
+            if scope.size <= MOMENT_SAMPLE:
+                return scope, int(scope.size)
+            return np.sort(rng.choice(scope, MOMENT_SAMPLE, replace=False)), int(scope.size)
+        # Two subqueries: SQLite reads MIN or MAX off the index only when a query asks for one of them.
+        low, high = self._db.execute(
+            "SELECT (SELECT MIN(chunk_id) FROM keyword_chunks), (SELECT MAX(chunk_id) FROM keyword_chunks)"
+        ).fetchone()
+        live = state.stats.chunks
+        if low is None or not live:
+            return np.zeros(0, dtype=np.int64), 0
+        span = high - low + 1
+        if span <= MOMENT_SAMPLE:
+            drawn = np.arange(low, high + 1, dtype=np.int64)
+        else:
+            wanted = min(span, -(-MOMENT_SAMPLE * span // live))
+            drawn = np.unique(rng.integers(low, high + 1, size=wanted, dtype=np.int64))
+        present = [
+            row[0]
+            for row in _tuples_in(
+                self._db, "SELECT chunk_id FROM keyword_chunks WHERE chunk_id IN ({})", drawn.tolist()
+            )
+        ]
+        return np.sort(np.asarray(present, dtype=np.int64)), live
+
+    def _usable_alternatives(
+        self, state: _State, concept: Concept
+    ) -> list[tuple[tuple[int, ...], float, int]]:
+        """A concept's alternatives whose terms the live chunks all hold: their term ids, their weight and
+        their rarest term's document frequency."""
+        rows = self._term_rows(state, {term for alt in concept.alternatives for term in alt.terms})
+        usable = []
+        for alt in concept.alternatives:
+            found = [rows.get(term) for term in alt.terms]
+            if alt.terms and all(row is not None for row in found):
+                usable.append(
+                    (tuple(row[0] for row in found), alt.weight, min(row[1] for row in found))  # type: ignore[index]
+                )
+        return usable
 
     def _concept_frequency(self, state: _State, concept: Concept) -> _Frequency:
         """A concept's frequency in each live chunk: the weighted sum of its alternatives' frequencies, an
@@ -625,18 +967,15 @@ class KeywordIndex:
         if cached is not None:
             state.concepts.move_to_end(concept)
             return cached
-        rows = self._term_rows(state, {term for alt in concept.alternatives for term in alt.terms})
-        usable = [
-            alt
-            for alt in concept.alternatives
-            if alt.terms and all(rows.get(term) is not None for term in alt.terms)
-        ]
-        postings = self._postings(state, sorted({rows[term][0] for alt in usable for term in alt.terms}))
+        usable = self._usable_alternatives(state, concept)
+        postings = self._postings(
+            state, sorted({term_id for term_ids, _, _ in usable for term_id in term_ids})
+        )
         id_parts, value_parts, length_parts = [], [], []
-        for alt in usable:
-            found = _intersect([postings[rows[term][0]] for term in alt.terms])
+        for term_ids, weight, _ in usable:
+            found = _intersect([postings[term_id] for term_id in term_ids])
             id_parts.append(found.ids)
-            value_parts.append(alt.weight * found.tf.astype(np.float64))
+            value_parts.append(weight * found.tf.astype(np.float64))
             length_parts.append(found.lengths)
         ids, frequency, lengths = _group(id_parts, value_parts, length_parts)
         frequency = frequency.astype(np.float32)
@@ -662,26 +1001,49 @@ class KeywordIndex:
         return {term: state.terms[term] for term in terms}
 
     def _postings(self, state: _State, term_ids: Sequence[int]) -> dict[int, _Postings]:
-        """The live postings of some terms, from all their blocks."""
-        rows = _rows_in(
+        """The live postings of some terms, from all their blocks: each term's blocks joined end to end
+        (`_unpack_many`), then its dead postings dropped in one pass."""
+        blocks: defaultdict[int, list[tuple[int, int, bytes]]] = defaultdict(list)
+        for term_id, seq, n, data in _tuples_in(
             self._db, "SELECT term_id, seq, n, data FROM keyword_blocks WHERE term_id IN ({})", list(term_ids)
-        )
-        found = [_unpack(row["data"], row["n"]) for row in rows]
-        masks = state.tombstones.live(
-            [(row["seq"], postings.ids) for row, postings in zip(rows, found, strict=True)]
-        )
-        parts: defaultdict[int, list[_Postings]] = defaultdict(list)
-        for row, postings, keep in zip(rows, found, masks, strict=True):
-            parts[row["term_id"]].append(
-                postings if keep is None else _Postings(*(array[keep] for array in postings))
-            )
+        ):
+            blocks[term_id].append((seq, n, data))
         empty = np.zeros(0, dtype=np.int64)
-        return {
-            term_id: _Postings(*(np.concatenate(arrays) for arrays in zip(*parts[term_id], strict=True)))
-            if parts[term_id]
-            else _Postings(empty, empty, empty)
-            for term_id in term_ids
-        }
+        found = {}
+        for term_id in term_ids:
+            if not blocks[term_id]:
+                found[term_id] = _Postings(empty, empty, empty)
+                continue
+            seqs, sizes, data = zip(*blocks[term_id], strict=True)
+            postings = _unpack_many(data, sizes)
+            keep = None
+            if min(seqs) < state.tombstones.newest:  # else no posting of the term can be dead
+                keep = state.tombstones.keep(postings.ids, np.repeat(seqs, sizes))
+            found[term_id] = postings if keep is None else _Postings(*(array[keep] for array in postings))
+        return found
+
+
+def _term_scores(stats: _Stats, part: _Part, tf: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A term's BM25 in chunks of these frequencies and lengths. bm25s indexes a chunk without terms as
+    [""], of length 1, hence the mean length."""
+    tf = tf.astype(np.float64)
+    average = (stats.length + stats.empty) / stats.chunks
+    return part.times * idf(stats.chunks, part.df) * tf / (tf + K1 * (1 - B + B * lengths / average))
+
+
+def _concept_scores(stats: _Stats, matching: int, frequency: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A concept's BM25 in chunks of these (weighted) frequencies and lengths: lengths as they are, their
+    mean taken as at least 1."""
+    frequency = frequency.astype(np.float64)
+    norm = K1 * (1 - B + B * lengths / max(stats.length / stats.chunks, 1.0))
+    return idf(stats.chunks, matching) * frequency / (frequency + norm)
+
+
+def _union_estimate(chunks: int, matching: Sequence[int]) -> int:
+    """How many of `chunks` match at least one of some alternatives that match `matching` chunks each, were
+    they independent: the synonyms of a concept, common words especially, overlap too much for a sum."""
+    missed = float(np.prod([1 - min(count, chunks) / chunks for count in matching]))
+    return max(max(matching, default=0), round(chunks * (1 - missed)))
 
 
 def _require_transaction(db: sqlite3.Connection) -> None:
@@ -700,11 +1062,39 @@ def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> list
     return rows
 
 
+def _tuples_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> list[tuple]:
+    """As `_rows_in`, as plain tuples: quicker by far than rows by name for thousands of rows."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    rows: list[tuple] = []
+    for start in range(0, len(values), _IN_BATCH):
+        part = list(values[start : start + _IN_BATCH])
+        rows.extend(cursor.execute(sql.format(",".join("?" * len(part))), part).fetchall())
+    return rows
+
+
 def _term_ids_blob(term_ids: np.ndarray) -> bytes:
     # 4 bytes a term: SQLite gives ids in order, so 2³¹ of them would take as many distinct terms.
     if term_ids.size and int(term_ids.max()) >= 2**31:
         raise OverflowError("Keyword term ids beyond 2³¹: clear and rebuild the keyword index.")
     return term_ids.astype("<i4").tobytes()
+
+
+def _frequencies_blob(counts: Sequence[int]) -> bytes:
+    # 2 bytes a term, 4 for a chunk repeating a word 65,536 times or more: the blob's size tells which.
+    return np.asarray(counts, dtype="<u2" if max(counts, default=0) < 2**16 else "<u4").tobytes()
+
+
+def _unpack_frequencies(blobs: Sequence[bytes], sizes: np.ndarray) -> np.ndarray:
+    """Some chunks' frequencies, end to end; joined as bytes when all are narrow (nearly always)."""
+    if sum(len(blob) for blob in blobs) == 2 * int(sizes.sum()):
+        return np.frombuffer(b"".join(blobs), dtype="<u2")
+    return np.concatenate(
+        [
+            np.frombuffer(blob, dtype="<u2" if len(blob) == 2 * n else "<u4")
+            for blob, n in zip(blobs, sizes, strict=True)
+        ]
+    )
 
 
 def _layout(ids: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> tuple[np.dtype, np.dtype, np.dtype]:

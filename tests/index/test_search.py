@@ -105,11 +105,11 @@ def test_dense_search_looks_for_no_keywords(
 ) -> None:
     indexer.add([PANEL, QUANTUM])
     asked: list[Keywords] = []
-    keyword_scores = store.keyword_scores
+    keyword_top = store.keyword_top
     monkeypatch.setattr(
         store,
-        "keyword_scores",
-        lambda keywords, allowed=None: asked.append(keywords) or keyword_scores(keywords, allowed),
+        "keyword_top",
+        lambda keywords, *args, **kwargs: asked.append(keywords) or keyword_top(keywords, *args, **kwargs),
     )
     searcher = Searcher(store, fake_encoder, translator=QueryTranslator([("面板", ["panel"])]))
     searcher.search("panel", top_k=2, mode="dense")
@@ -297,7 +297,10 @@ def test_ranking_sees_the_union_of_each_signal_s_candidates_each_scored_exactly(
         candidates = searcher._candidates(vector, keywords, SearchFilters())
         dense_ids, _ = store.nearest_chunks(vector, 2)
         _, sentence_chunks, _ = store.nearest_sentences(vector, 2)
-        keyword_ids, keyword_scores = store.keyword_scores(keywords)
+        # Every chunk the keywords match, exactly (a corpus this small is read in full).
+        every = store.keyword_top(keywords, limit=store.counts()[1])
+        keyword_ids, keyword_scores = every.ids, every.scores
+    assert every.exact
     best_keywords = keyword_ids[np.argsort(-keyword_scores)[:2]]
     assert set(candidates.chunk_ids) == set(dense_ids) | set(sentence_chunks) | set(best_keywords)
     assert len(candidates.chunk_ids) < store.counts()[1]  # not every chunk

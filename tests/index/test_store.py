@@ -592,3 +592,27 @@ def test_an_index_of_format_2_is_upgraded_in_place_and_searched_as_before(
         == CHURNED[1].doc_id
     )
     reopened.close()
+
+
+def test_an_index_of_format_3_is_given_its_chunks_term_frequencies_and_searched_as_before(
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    directory = tmp_path / "idx"
+    store = IndexStore.open(directory, manifest_for(fake_encoder, chunker))
+    Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS, *CHURNED])
+    question = "晶圆代工产能紧张"
+    before = Searcher(store, fake_encoder).search(question, top_k=3)
+    store.close()
+    # What format 3 stored: no frequencies in the chunks' keyword rows.
+    with contextlib.closing(sqlite3.connect(directory / "citeqa.sqlite3")) as db, db:
+        db.execute("ALTER TABLE keyword_chunks DROP COLUMN frequencies")
+        stored = _stored_manifest(directory).model_copy(update={"format_version": 3})
+        db.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (stored.model_dump_json(),))
+    reopened = IndexStore.open(directory, manifest_for(fake_encoder, chunker))
+    assert reopened.manifest.format_version == FORMAT_VERSION == 4
+    # Every chunk's keyword row is read when all of a question's words but its rarest are looked up.
+    reopened._keywords.read_budget = 1
+    after = Searcher(reopened, fake_encoder).search(question, top_k=3)
+    assert [p.citation for p in after.passages] == [p.citation for p in before.passages]
+    assert [p.score for p in after.passages] == pytest.approx([p.score for p in before.passages], rel=1e-4)
+    reopened.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 import index.storage.keywords as keywords_module
 from index.lexical import Alternative, Concept, Keywords
-from index.storage.keywords import FANOUT, LAST_TIER, SCHEMA, Compaction, KeywordIndex, _full_tiers
+from index.storage.keywords import (
+    FANOUT,
+    LAST_TIER,
+    SCHEMA,
+    Compaction,
+    KeywordIndex,
+    KeywordTop,
+    _full_tiers,
+)
 from tests.index.reference_bm25 import ReferenceBM25
 
 CHUNKS = {
@@ -130,6 +138,154 @@ def test_allowed_restricts_the_chunks_not_the_statistics(small: KeywordIndex) ->
         assert_same_scores(small, CHUNKS, keywords, np.array(allowed, dtype=np.int64))
     ids, _ = small.search(keywords, np.array([13, 12]))
     assert list(ids) == [12, 13]
+
+
+def assert_top(
+    top: KeywordTop,
+    live: dict[int, list[str]],
+    keywords: Keywords,
+    limit: int,
+    allowed: np.ndarray | None = None,
+    also: Sequence[int] = (),
+) -> None:
+    """`top` as it is when it reads every posting: the best `limit` chunks in scope and the chunks of
+    `also` the keywords match, with ReferenceBM25's scores, and its exact mean and spread over the scope."""
+    lexical = reference(live)
+    expected = lexical.scores(keywords).astype(np.float64)
+    in_scope = np.ones(expected.size, dtype=bool) if allowed is None else np.isin(lexical.chunk_ids, allowed)
+    expected = np.where(in_scope, expected, 0.0)
+    score = dict(zip(lexical.chunk_ids.tolist(), expected.tolist(), strict=True))
+    matched = {chunk_id for chunk_id, value in score.items() if value > 0}
+    returned = top.ids.tolist()
+    assert top.exact
+    assert returned == sorted(returned) and set(returned) <= matched
+    np.testing.assert_allclose(top.scores, [score[chunk_id] for chunk_id in returned], rtol=1e-5)
+    asked = matched & set(also)
+    assert asked <= set(returned) and len(set(returned) - asked) <= limit
+    ranked = sorted((score[chunk_id] for chunk_id in matched), reverse=True)
+    if len(ranked) > limit:
+        assert all(score[chunk_id] <= ranked[limit - 1] + 1e-6 for chunk_id in matched - set(returned))
+    else:
+        assert set(returned) == matched
+    assert top.mean == pytest.approx(expected[in_scope].mean(), rel=1e-5, abs=1e-9)
+    assert top.spread == pytest.approx(expected[in_scope].std(), rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("keywords", QUERIES)
+def test_top_within_its_read_budget_is_exact(small: KeywordIndex, keywords: Keywords) -> None:
+    for limit, allowed, also in [
+        (2, None, ()),
+        (1, None, (13, 14, 99)),
+        (3, np.array([11, 12, 16]), (10, 12)),
+    ]:
+        top = small.top(keywords, limit, allowed, np.array(also, dtype=np.int64))
+        assert_top(top, CHUNKS, keywords, limit, allowed, also)
+
+
+def test_top_of_keywords_that_match_nothing_is_empty(small: KeywordIndex) -> None:
+    for keywords in [Keywords(), Keywords(terms=["格力"]), Keywords(concepts=[concept("x", ("格力", 1.0))])]:
+        top = small.top(keywords, 5, also=np.array([10, 11]))
+        assert top.ids.size == 0 and top.mean == 0.0 and top.spread == 0.0
+
+
+def common_and_rare(size: int) -> dict[int, list[str]]:
+    """Chunks that nearly all hold 芯片, some 手机 as well, and a few the rare 量子."""
+    rng = random.Random(size)
+    return {
+        chunk_id: ["芯片"] * rng.randint(1, 3)
+        + ["手机"] * (rng.random() < 0.3)
+        + ["量子"] * (chunk_id % 50 == 0)
+        + [rng.choice("甲乙丙丁戊己庚辛") for _ in range(rng.randint(0, 8))]
+        for chunk_id in range(size)
+    }
+
+
+def test_top_beyond_its_read_budget_looks_common_terms_up_for_the_competing_chunks(
+    db: sqlite3.Connection,
+) -> None:
+    live = common_and_rare(1000)
+    # The rare term's chunks: of distinct lengths, so that it ranks them without ties.
+    for position, chunk_id in enumerate(range(0, 1000, 50)):
+        live[chunk_id] = [
+            "量子",
+            *["芯片"] * (position % 3 + 1),
+            *["手机"] * (position % 2),
+            *["甲"] * (4 * position),
+        ]
+    write(db, lambda db: KeywordIndex(db).add_many(db, live.items()))
+    keywords = Keywords(terms=["量子", "芯片", "手机"])
+    exact = reference(live).scores(keywords)
+    rare = np.arange(0, 1000, 50)
+    # Only the rarest term is read in full; 芯片 and 手机 are added to the chunks that compete: the rare
+    # term's, and those asked about. A chunk without the rare term scores at most idf(芯片) + idf(手机),
+    # less than the fifth best here: the top is exact.
+    top = KeywordIndex(db, read_budget=1).top(keywords, 5, also=np.array([1, 2, 3]))
+    assert not top.exact
+    best = rare[np.argsort(-exact[rare], kind="stable")[:5]]
+    assert np.sort(exact)[-5] > exact[np.setdiff1d(np.arange(1000), rare)].max()
+    assert set(top.ids) == set(best) | {1, 2, 3}
+    np.testing.assert_allclose(top.scores, exact[top.ids], rtol=1e-5)
+    # Read in full, the common terms' chunks compete too: the budget bounds what is read, not the scores.
+    assert_top(KeywordIndex(db).top(keywords, 5, also=np.array([1, 2, 3])), live, keywords, 5, also=(1, 2, 3))
+
+
+def test_beyond_its_read_budget_the_pool_widens_to_every_chunk_the_looked_up_terms_could_lift(
+    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = common_and_rare(1000)
+    filler = ["甲"] * 6  # every rare chunk of one length: the rare term ranks them by its frequency alone
+    for position, chunk_id in enumerate(range(0, 1000, 50)):
+        live[chunk_id] = ["量子"] * (2 if position < 10 else 1) + filler
+    lifted = 950
+    live[lifted] = ["量子", "手机", "手机", "手机", *filler[3:]]
+    write(db, lambda db: KeywordIndex(db).add_many(db, live.items()))
+    keywords = Keywords(terms=["量子", "手机"])
+    exact = reference(live).scores(keywords)
+    alone = reference(live).scores(Keywords(terms=["量子"]))
+    assert exact.argmax() == lifted and (alone > alone[lifted]).sum() >= 10
+    # The first pool, the best six by the rare term for a top 3, misses it; the widened pool holds it.
+    assert keywords_module.POOL * 3 < 10 <= keywords_module.POOL_MAX * 3
+    assert lifted in KeywordIndex(db, read_budget=1).top(keywords, 3).ids
+    monkeypatch.setattr(keywords_module, "POOL_MAX", keywords_module.POOL)
+    assert lifted not in KeywordIndex(db, read_budget=1).top(keywords, 3).ids
+
+
+def test_beyond_its_read_budget_the_mean_and_spread_are_estimated_from_samples(
+    db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = common_and_rare(4000)
+    write(db, lambda db: KeywordIndex(db).add_many(db, live.items()))
+    monkeypatch.setattr(keywords_module, "MOMENT_SAMPLE", 2000)  # about a fifth of the postings
+    keywords = Keywords(terms=["量子", "芯片", "手机"])
+    allowed = np.arange(0, 4000, 3)
+    for scope in (None, allowed):
+        exact = reference(live).scores(keywords).astype(np.float64)
+        if scope is not None:
+            exact = exact[scope]
+        top = KeywordIndex(db, read_budget=1).top(keywords, 5, scope)
+        assert top.mean == pytest.approx(exact.mean(), rel=0.05)
+        assert top.spread == pytest.approx(exact.std(), rel=0.05)
+
+
+def test_a_concept_beyond_the_read_budget_is_scored_with_at_most_its_document_frequency(
+    db: sqlite3.Connection,
+) -> None:
+    live = common_and_rare(1000)
+    write(db, lambda db: KeywordIndex(db).add_many(db, live.items()))
+    overlapping = Keywords(terms=["量子"], concepts=[concept("chip", ("芯片", 1.0), ("手机", 0.5))])
+    single = Keywords(terms=["量子"], concepts=[concept("quantum", ("量子 芯片", 0.5))])
+    also = np.arange(0, 1000, 7)
+    for keywords in (overlapping, single):
+        exact = reference(live).scores(keywords)
+        top = KeywordIndex(db, read_budget=1).top(keywords, 5, also=also)
+        assert not top.exact and set(also[exact[also] > 0]) <= set(top.ids)
+        # The chunks matching its alternatives, counted once per alternative: as many or more than match
+        # the concept, so its idf is as low or lower; equal when no chunk holds two alternatives (one alone, here).
+        assert (top.scores <= exact[top.ids] * (1 + 1e-5)).all()
+        if keywords is overlapping:
+            assert (top.scores < exact[top.ids]).any()
+        else:
+            np.testing.assert_allclose(top.scores, exact[top.ids], rtol=1e-5)
 
 
 def test_match_scores_are_those_of_lexical_index(db: sqlite3.Connection, small: KeywordIndex) -> None:
@@ -602,3 +758,25 @@ def test_a_full_term_cache_is_started_afresh_without_losing_the_terms_asked(
     assert_same_scores(small, CHUNKS, Keywords(terms=["芯片", "手机"]))
     chip_or_phone = Concept("device", (Alternative("芯片", ("芯片",), 1.0), Alternative("电", ("电",), 0.5)))
     assert_same_scores(small, CHUNKS, Keywords(terms=["芯片", "市场"], concepts=[chip_or_phone]))
+
+
+def test_an_index_without_frequencies_in_its_chunk_rows_gets_them_from_the_postings(
+    db: sqlite3.Connection,
+) -> None:
+    """Format 3 kept term frequencies in the posting lists only; the upgrade copies them to the rows."""
+    live = common_and_rare(300)
+    index = KeywordIndex(db)
+    write(db, lambda db: index.add_many(db, live.items()))
+    write(db, lambda db: index.remove(db, [5, 6, 7]))
+    write(db, lambda db: index.add(db, 6, ["量子", "量子", "甲"]))  # an id indexed again
+    chunk_ids = np.arange(0, 300, dtype=np.int64)
+    term_ids = [row[0] for row in db.execute("SELECT term_id FROM keyword_terms ORDER BY term_id")]
+    before = index._frequencies(chunk_ids, term_ids)
+    write(db, lambda db: db.execute("ALTER TABLE keyword_chunks DROP COLUMN frequencies"))
+    write(db, index.add_frequencies)
+    after = index._frequencies(chunk_ids, term_ids)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert before[0][6].sum() == 3 and not before[0][5].any()
+    write(db, index.add_frequencies)  # once only
+    np.testing.assert_array_equal(index._frequencies(chunk_ids, term_ids)[0], after[0])
