@@ -95,12 +95,12 @@ def _write(db: sqlite3.Connection, action: Callable[[sqlite3.Connection], object
         raise
 
 
-def questions(corpus: Corpus, count: int) -> list[Keywords]:
-    """The corpus' first `count` questions (extbench: CMRC zh, XQuAD zh, XQuAD en in turn) as search asks
-    them."""
+def questions(corpus: Corpus, count: int, offset: int = 0) -> list[Keywords]:
+    """`count` of the corpus' questions from the `offset`-th (extbench: CMRC zh, XQuAD zh, XQuAD en in
+    turn) as search asks them."""
     translator = load_translator(get_settings())
     asked = []
-    for question in corpus.questions[:count]:
+    for question in corpus.questions[offset : offset + count]:
         if is_cjk(question):
             asked.append(Keywords(terms=terms(question)))
         elif translator is not None:
@@ -213,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200, help="candidates wanted (default 200, search's)")
     parser.add_argument("--queries", type=int, default=300, help="questions asked (default 300)")
     parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="skip this many questions first: choose a budget on one slice, report it on another",
+    )
+    parser.add_argument(
         "--corpus",
         choices=["auto", "extbench", "sample"],
         default="auto",
@@ -234,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rate = build(db, args.chunks, corpus, console)
         if rate is not None:
             console.print(f"built to {args.chunks:,} chunks at {rate:,.0f} chunks/s")
-        asked = questions(corpus, args.queries)
+        asked = questions(corpus, args.queries, args.offset)
         chunks = KeywordIndex(db).chunk_count()
         rows = summary(measure(db, asked, args.budget, args.limit))
         db.close()

@@ -623,7 +623,7 @@ def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:
         encoder.encode_queries(questions[: spec["recall_queries"]]),
         Path(spec["index"]),
         max_seconds,
-        spec.get("ef_search", ()),
+        [(parameter, value) for parameter in BEAM_PREFIX for value in spec.get(parameter, ())],
     )
 
     result["included"] = None
@@ -756,15 +756,25 @@ def _store_top_k(store: IndexStore, queries: np.ndarray, k: int, kind: str) -> t
     return found, (time.perf_counter() - started) * 1000 / max(len(queries), 1)
 
 
+# The search parameters --ef-search and --nprobe set, and the prefix of their figures' keys.
+BEAM_PREFIX = {"ef_search": "ef", "nprobe": "np"}
+BEAM_LABEL = {"ef": "efSearch", "np": "nprobe"}
+
+
 def _measure_recall(
-    store: IndexStore, queries: np.ndarray, directory: Path, max_seconds: float, beams: Sequence[int] = ()
+    store: IndexStore,
+    queries: np.ndarray,
+    directory: Path,
+    max_seconds: float,
+    beams: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
     """recall@10 of the chunk and of the sentence vector searches (see `_recall`), asked for 10 and asked
-    for as many as a search's candidates (`CandidateCounts`): with the index's own efSearch, then with
-    each of `beams` (each also timed), against one exact pass."""
+    for as many as a search's candidates (`CandidateCounts`): with the indexes' own search parameters, then
+    with each of `beams` ((parameter, value): efSearch for HNSW, nprobe for IVF; each also timed), against
+    one exact pass."""
     result: dict[str, Any] = {}
     candidates = CandidateCounts()
-    own = {kind: spec.ef_search for kind, spec in store.vector_specs().items()}
+    own = store.vector_specs()
     for kind, prefix, wanted in (
         ("chunks", "", candidates.chunks),
         ("sentences", "sentence_", candidates.sentences),
@@ -772,19 +782,21 @@ def _measure_recall(
         lists: dict[str, list[np.ndarray]] = {}
         store_ms: dict[str, float] = {}
         for beam in (None, *beams):
+            label = ""
             if beam is not None:
-                store.tune_search(beam)
-            label = "" if beam is None else f"ef{beam}_"
+                parameter, value = beam
+                store.tune_search(**{parameter: value})
+                label = f"{BEAM_PREFIX[parameter]}{value}_"
             lists[f"{label}recall_at_10"], store_ms[f"{label}ms_per_query"] = _store_top_k(
                 store, queries, RECALL_K, kind
             )
             lists[f"{label}candidate_recall_at_10"], _ = _store_top_k(store, queries, wanted, kind)
         if beams:
-            store.tune_search(own[kind])
+            store.tune_search(ef_search=own[kind].ef_search, nprobe=own[kind].nprobe)
         figures = _recall(kind, queries, directory, max_seconds, lists)
         result[f"{prefix}recall_at_10"] = figures.pop("recall_at_10")
         result[f"{prefix}candidate_recall_at_10"] = figures.pop("candidate_recall_at_10")
-        result[kind] = {**figures, **store_ms, "candidates": wanted, "own_ef_search": own[kind]}
+        result[kind] = {**figures, **store_ms, "candidates": wanted, "own_spec": own[kind].describe()}
     return result
 
 
@@ -984,18 +996,18 @@ def print_tables(rows: Sequence[dict[str, Any]], output: str, console: Console) 
 
 
 def _beam_lines(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    """Recall and time of the vector searches at each --ef-search beam, "chunks / sentences" per size."""
+    """Recall and time of the vector searches at each --ef-search or --nprobe, "chunks / sentences" per size."""
     measured = [row["serving"]["recall"] if row.get("serving") else {} for row in rows]
     beams = sorted(
         {
-            int(key[2:].split("_")[0])
+            (key[:2], int(key[2:].split("_")[0]))
             for figures in measured
             for key in figures.get("chunks", {})
-            if key.startswith("ef")
+            if key[:2] in BEAM_LABEL and key[2:3].isdigit()
         }
     )
     lines = []
-    for beam in beams:
+    for prefix, beam in beams:
         for key, label, spec in (
             ("recall_at_10", "recall@10", ".3f"),
             ("candidate_recall_at_10", "exact top 10 among the candidates", ".3f"),
@@ -1003,9 +1015,11 @@ def _beam_lines(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         ):
             values = []
             for figures in measured:
-                pair = [figures.get(kind, {}).get(f"ef{beam}_{key}") for kind in ("chunks", "sentences")]
+                pair = [
+                    figures.get(kind, {}).get(f"{prefix}{beam}_{key}") for kind in ("chunks", "sentences")
+                ]
                 values.append(" / ".join("–" if value is None else format(value, spec) for value in pair))
-            lines.append((f"efSearch {beam}: {label}", values))
+            lines.append((f"{BEAM_LABEL[prefix]} {beam}: {label}", values))
     return lines
 
 
@@ -1154,6 +1168,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also measure recall@10 and the time of a vector search with these HNSW search beams (a table)",
     )
     parser.add_argument(
+        "--nprobe",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also measure recall@10 and the time of a vector search scanning this many IVF lists (a table)",
+    )
+    parser.add_argument(
         "--max-seconds",
         type=float,
         default=300.0,
@@ -1182,7 +1204,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # internal: the measuring subprocess
     args = parser.parse_args(argv)
     if (
-        any(n < 1 for n in [*args.chunks, *args.ef_search])
+        any(n < 1 for n in [*args.chunks, *args.ef_search, *args.nprobe])
         or args.searches < 1
         or args.write_reps < 1
         or args.recall_queries < 1
@@ -1260,6 +1282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "write_reps": args.write_reps,
                 "recall_queries": args.recall_queries,
                 "ef_search": args.ef_search,
+                "nprobe": args.nprobe,
                 "max_seconds": args.max_seconds,
                 "model": not args.no_model,
                 "translator": not args.no_translator,

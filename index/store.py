@@ -50,10 +50,10 @@ from index.storage.documents import (
 )
 from index.storage.keywords import KeywordIndex, KeywordTop
 from index.storage.vectors import (
-    DEFAULT_HNSW_SPEC,
     FaissVectorIndex,
     IndexSpec,
     VectorFileError,
+    approximate_spec,
     choose_spec,
     fit_to_size,
 )
@@ -70,15 +70,24 @@ FORMAT_2_FILES = ("chunks.faiss", "sentences.faiss", "vectors.json")
 # the rows. A store also saves on `close()`.
 CHECKPOINT_SHARE = 0.1
 CHECKPOINT_MIN_CHANGES = 10_000
-# How each kind is stored once approximate: sentences are 5-6 per chunk, so they take sq8 (a quarter of
-# fp32; recall@10 0.986 at 1M, bench/vectors.py) where chunks keep fp16 (recall as fp32).
-APPROXIMATE_STORAGE: dict[str, Literal["fp16", "sq8"]] = {"chunks": "fp16", "sentences": "sq8"}
+# Each kind's approximate index, and how its vectors are stored (measured on bench/scale.py's vectors, a
+# question's top 10 against exact search):
+# - chunks: IVF, fp16 (recall as fp32). A collection holding many near-copies of a passage (1M chunks of
+#   the bench, ~330 noisy copies each) splits an HNSW graph into islands of copies: recall@10 0.737 at
+#   efSearch 256, 0.940 at 2048; IVF (4,096 lists) 0.989 at nprobe 32, 3 ms (docs/PERF.md).
+# - sentences: HNSW, sq8 (5-6 per chunk: a quarter of fp32). A question lies far from most sentences and
+#   its nearest are spread over many IVF lists: at 66,572 sentences, IVF's recall@10 was 0.79 at nprobe 32
+#   of 1,024 lists (0.87 at 64) where HNSW's was 0.97.
+APPROXIMATE: dict[str, tuple[Literal["ivf", "hnsw"], Literal["fp16", "sq8"]]] = {
+    "chunks": ("ivf", "fp16"),
+    "sentences": ("hnsw", "sq8"),
+}
 # Keyword postings gathered per call: a reindex adds every chunk in one transaction.
 _KEYWORD_BATCH = 4096
 # How long a write waits for another process's write (e.g. a running `citeqa ingest`) before IndexLocked.
 WRITE_LOCK_TIMEOUT_S = 30.0
 
-IndexKind = Literal["auto", "flat", "hnsw"]
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 
 
 class Manifest(BaseModel):
@@ -90,8 +99,8 @@ class Manifest(BaseModel):
     chunking: ChunkingSettings
     index_kind: IndexKind = Field(
         default="auto",
-        description="auto: exact below a measured size, HNSW above (index.storage.vectors.choose_spec); "
-        "flat or hnsw: forced by `citeqa reindex --index-kind`.",
+        description="auto: exact below a measured size, IVF above (index.storage.vectors.choose_spec); "
+        "flat, ivf or hnsw: forced by `citeqa reindex --index-kind`.",
     )
     vector_indexes: dict[str, IndexSpec] = Field(
         default_factory=dict, description="Each kind's vector index as last saved, with its parameters."
@@ -276,13 +285,13 @@ class IndexStore:
         with self._lock:
             return {kind: index.spec for kind, index in self._vectors.items()}
 
-    def tune_search(self, ef_search: int) -> None:
-        """Set the search beam (efSearch) of the approximate vector indexes in this process: wider finds
-        more of the exact neighbours, slower (bench/scale.py --ef-search measures both). Flat ones ignore
-        it; a checkpoint saves it."""
+    def tune_search(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Set how much of the approximate vector indexes a search reads in this process (HNSW's beam,
+        efSearch; the lists IVF scans, nprobe): more finds more of the exact neighbours, slower
+        (bench/scale.py --ef-search and --nprobe measure both). Flat ones ignore it; a checkpoint saves it."""
         with self._lock:
             for index in self._vectors.values():
-                index.tune(ef_search)
+                index.tune(ef_search=ef_search, nprobe=nprobe)
 
     def list_documents(self) -> list[DocumentSummary]:
         with self._lock:
@@ -614,14 +623,15 @@ class IndexStore:
     def _spec_for(self, kind: str, size: int, current: IndexSpec | None = None) -> IndexSpec:
         """The vector index `size` vectors of this kind should have: as the manifest forces, else chosen
         by size (keeping `current`'s parameters while its kind is still right)."""
-        storage = APPROXIMATE_STORAGE[kind]
-        if self.manifest.index_kind == "flat":
+        approximate, storage = APPROXIMATE[kind]
+        forced = self.manifest.index_kind
+        if forced == "flat":
             return IndexSpec()
-        if self.manifest.index_kind == "hnsw":
-            if current is not None and current.kind == "hnsw":
-                return current
-            return DEFAULT_HNSW_SPEC.model_copy(update={"storage": storage})
-        return choose_spec(size, self.manifest.dimension, current=current, storage=storage)
+        if forced != "auto":
+            return approximate_spec(size, forced, storage, current)
+        return choose_spec(
+            size, self.manifest.dimension, current=current, approximate=approximate, storage=storage
+        )
 
     def _new_index(self, kind: str, size: int) -> FaissVectorIndex:
         """An empty vector index of the kind that `size` vectors call for (so a rebuild is built once)."""

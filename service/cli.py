@@ -291,8 +291,8 @@ def reindex(
         IndexKind | None,
         typer.Option(
             "--index-kind",
-            help="Vector index to build: auto (exact while small, HNSW past a measured size), flat (always "
-            "exact) or hnsw (always approximate). Default: as the index has it now.",
+            help="Vector index to build: auto (exact while small, IVF past a measured size), flat (always "
+            "exact), ivf or hnsw (always approximate). Default: as the index has it now.",
             show_default=False,
         ),
     ] = None,

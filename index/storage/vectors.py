@@ -1,4 +1,4 @@
-"""Vector search behind an interface: exact while it is fast enough, approximate (HNSW) past a measured size.
+"""Vector search behind an interface: exact while it is fast enough, approximate (IVF) past a measured size.
 
 `VectorIndex` is what a store needs from a vector backend (a second backend, e.g. Milvus, implements the
 same protocol); `FaissVectorIndex` is the in-process FAISS implementation, with `save`/`load` to one file.
@@ -67,6 +67,21 @@ SQ_MARGIN_BELOW = 10_000
 SQ_MARGIN = 0.1
 # Vectors decoded and re-added per step when rebuilding: bounds the extra memory of a rebuild.
 REBUILD_BATCH = 65_536
+# IVF (the approximate index `choose_spec` picks): about 8·√n inverted lists (FAISS's guidance is 4-16·√n),
+# a power of two, at most IVF_MAX_LISTS (k-means on 64 vectors a list costs ~1 minute for 4,096 lists of
+# 384 dimensions here) and at least IVF_TRAIN_PER_LIST training vectors a list (FAISS warns below 39).
+# An index is rebuilt with more lists once its size calls for IVF_REGROW times as many (it grew ~16×): a
+# graph built at the threshold (1,024 lists) is rebuilt once, at ~262,000 vectors (4,096).
+IVF_LISTS_PER_ROOT = 8
+IVF_MAX_LISTS = 4096
+IVF_TRAIN_PER_LIST = 39
+IVF_TRAIN_SAMPLE_PER_LIST = 64
+IVF_REGROW = 4
+# Lists an IVF search scans (bench/scale.py's vectors at 1M, 4,096 lists of fp16: recall@10 0.978 at 8,
+# 0.987 at 16, 0.989 at 32, 0.994 at 64; where HNSW M=32 efSearch 256 gets 0.737 on the same near-copies).
+IVF_NPROBE = 32
+# The largest nprobe a filtered search widens itself to.
+MAX_NPROBE = 4096
 
 FILE_MAGIC = b"CITEQA-VECTORS\n"
 FILE_FORMAT = 1
@@ -77,14 +92,14 @@ _QUANTIZERS = {"sq8": faiss.ScalarQuantizer.QT_8bit, "fp16": faiss.ScalarQuantiz
 class IndexSpec(BaseModel):
     """Which index to build and how: what the store records in its manifest.
 
-    `m`, `ef_construction` and `ef_search` matter only for `kind="hnsw"` (flat ignores them). The defaults
-    are those measured best for this project's vectors (bench/vectors.py): recall@10 ≥ 0.98 against exact
-    search at the lowest latency.
+    `m`, `ef_construction` and `ef_search` matter only for `kind="hnsw"`, `lists` and `nprobe` only for
+    `kind="ivf"` (flat ignores them all). The defaults are those measured best for this project's vectors
+    (bench/vectors.py, bench/scale.py): recall@10 ≥ 0.98 against exact search at the lowest latency.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["flat", "hnsw"] = "flat"
+    kind: Literal["flat", "hnsw", "ivf"] = "flat"
     storage: Literal["fp32", "sq8", "fp16"] = Field(
         default="fp32",
         description="How vectors are stored: fp32 exact; fp16 half the memory, scores within ~1e-3 (recall "
@@ -93,10 +108,14 @@ class IndexSpec(BaseModel):
     m: int = Field(default=32, ge=4, le=128, description="HNSW links per node (memory: 8·m bytes a vector).")
     ef_construction: int = Field(default=100, ge=8, le=2048, description="HNSW build-time beam width.")
     ef_search: int = Field(default=256, ge=1, le=MAX_EF_SEARCH, description="HNSW search beam width.")
+    lists: int = Field(default=1, ge=1, le=65_536, description="IVF inverted lists (k-means centroids).")
+    nprobe: int = Field(default=IVF_NPROBE, ge=1, le=MAX_NPROBE, description="IVF lists a search scans.")
 
     def describe(self) -> str:
         if self.kind == "flat":
             return f"flat/{self.storage}"
+        if self.kind == "ivf":
+            return f"ivf(lists={self.lists}, nprobe={self.nprobe})/{self.storage}"
         return f"hnsw(M={self.m}, efC={self.ef_construction}, efS={self.ef_search})/{self.storage}"
 
 
@@ -112,6 +131,25 @@ class IndexSpec(BaseModel):
 #   128 bytes a vector more; efConstruction 100 over FAISS's 40: held-out 0.965 vs 0.910 at 100k for about
 #   1.7x the build time (fp16: 35 s for 100k, 94 s for 300k, 219 s for 1M on 2 quiet cores; 2-3x busy).
 DEFAULT_HNSW_SPEC = IndexSpec(kind="hnsw", storage="fp16", m=32, ef_construction=100, ef_search=256)
+
+
+def ivf_lists(n_vectors: int) -> int:
+    """The inverted lists an IVF index of `n_vectors` vectors gets (see IVF_LISTS_PER_ROOT)."""
+    wanted = min(
+        IVF_LISTS_PER_ROOT * math.sqrt(max(n_vectors, 1)), IVF_MAX_LISTS, n_vectors / IVF_TRAIN_PER_LIST
+    )
+    return 1 << max(0, math.floor(math.log2(max(wanted, 1))))
+
+
+def ivf_spec(
+    n_vectors: int, storage: Literal["fp32", "sq8", "fp16"] = "fp16", current: IndexSpec | None = None
+) -> IndexSpec:
+    """The IVF index for `n_vectors` vectors: `current` while it is IVF with enough lists (IVF_REGROW), else
+    one of `ivf_lists(n_vectors)` lists (with `current`'s nprobe if it was IVF)."""
+    lists = ivf_lists(n_vectors)
+    if current is not None and current.kind == "ivf":
+        return current if lists < IVF_REGROW * current.lists else current.model_copy(update={"lists": lists})
+    return IndexSpec(kind="ivf", storage=storage, lists=lists)
 
 
 @runtime_checkable
@@ -163,30 +201,49 @@ class VectorFileError(ValueError):
     """A vector index file that is not one, or does not hold what its header says; rebuild it instead."""
 
 
+def approximate_spec(
+    n_vectors: int,
+    kind: Literal["ivf", "hnsw"],
+    storage: Literal["fp32", "sq8", "fp16"],
+    current: IndexSpec | None = None,
+) -> IndexSpec:
+    """The approximate index of `kind` for `n_vectors` vectors: `current` while it is of that kind (an IVF
+    index until its size calls for IVF_REGROW times its lists, `ivf_spec`), else a new one."""
+    if kind == "ivf":
+        return ivf_spec(n_vectors, storage, current)
+    if current is not None and current.kind == "hnsw":
+        return current
+    return DEFAULT_HNSW_SPEC.model_copy(update={"storage": storage})
+
+
 def choose_spec(
     n_vectors: int,
     dimension: int,
     current: IndexSpec | None = None,
     *,
+    approximate: Literal["ivf", "hnsw"] = "ivf",
     storage: Literal["fp32", "sq8", "fp16"] | None = None,
 ) -> IndexSpec:
     """The index a collection of `n_vectors` vectors of `dimension` should have.
 
     Flat (exact) while a full scan is fast enough (n·d ≤ FLAT_MAX_SCALARS: 50,000 vectors at 384
-    dimensions), `DEFAULT_HNSW_SPEC` past it. With `current`, the current spec is kept as long as its kind
-    is still right (so tuned parameters survive), and an approximate index becomes flat again only below
-    FLAT_RETURN_SHARE of the threshold, so that sizes around it do not rebuild back and forth.
-    `storage` replaces the default's for a new approximate index: "sq8" for vectors so many that memory
-    counts more than the last half-percent of recall (sentence vectors: 5-6 per chunk).
+    dimensions), `approximate` past it (`approximate_spec`; which suits which vectors is measured in
+    index/store.py's APPROXIMATE). With `current`, the current spec is kept as long as its kind is still
+    right (so tuned parameters survive), and an approximate index becomes flat again only below
+    FLAT_RETURN_SHARE of the threshold, so that sizes around it do not rebuild back and forth. `storage`
+    replaces the default (fp16) for a new approximate index: "sq8" for vectors so many that memory counts
+    more than the last percent of recall (sentence vectors: 5-6 per chunk).
     """
     if n_vectors < 0 or dimension <= 0:
         raise ValueError(f"Bad size: {n_vectors} vectors of dimension {dimension}")
     scalars = n_vectors * dimension
     if current is not None and current.kind != "flat":
-        return current if scalars > FLAT_MAX_SCALARS * FLAT_RETURN_SHARE else IndexSpec()
+        if scalars <= FLAT_MAX_SCALARS * FLAT_RETURN_SHARE:
+            return IndexSpec()
+        return approximate_spec(n_vectors, approximate, storage or current.storage, current)
     if scalars <= FLAT_MAX_SCALARS:
         return current if current is not None else IndexSpec()
-    return DEFAULT_HNSW_SPEC if storage is None else DEFAULT_HNSW_SPEC.model_copy(update={"storage": storage})
+    return approximate_spec(n_vectors, approximate, storage or "fp16")
 
 
 def fit_to_size(index: FaissVectorIndex, spec: IndexSpec | None = None) -> FaissVectorIndex:
@@ -194,14 +251,15 @@ def fit_to_size(index: FaissVectorIndex, spec: IndexSpec | None = None) -> Faiss
     size), tuned in place when only efSearch differs, else a copy rebuilt under `spec`.
 
     The copy is a new object (the original keeps serving until the caller swaps them); building HNSW
-    costs 35 s per 100,000 vectors and 3.7 minutes for 1M on this machine, quiet (bench/vectors.py).
+    costs 35 s per 100,000 vectors and 3.7 minutes for 1M on this machine, quiet (bench/vectors.py); IVF
+    trains its lists on a sample first (about a minute for 4,096 lists), then adds at ~0.1 ms a vector.
     """
     if spec is None:
         spec = choose_spec(len(index), index.dimension, current=index.spec)
     if spec == index.spec:
         return index
-    if spec == index.spec.model_copy(update={"ef_search": spec.ef_search}):
-        index.tune(ef_search=spec.ef_search)
+    if spec == index.spec.model_copy(update={"ef_search": spec.ef_search, "nprobe": spec.nprobe}):
+        index.tune(ef_search=spec.ef_search, nprobe=spec.nprobe)
         return index
     logger.info(
         "%d vectors: rebuilding the vector index as %s (was %s)",
@@ -213,7 +271,8 @@ def fit_to_size(index: FaissVectorIndex, spec: IndexSpec | None = None) -> Faiss
 
 
 class FaissVectorIndex:
-    """`VectorIndex` on FAISS: IndexFlatIP / IndexScalarQuantizer (flat) or IndexHNSWFlat / IndexHNSWSQ.
+    """`VectorIndex` on FAISS: IndexFlatIP / IndexScalarQuantizer (flat), IndexIVFScalarQuantizer (IVF) or
+    IndexHNSWFlat / IndexHNSWSQ (HNSW).
 
     FAISS sees positions (0, 1, 2… in the order vectors were added); this class maps them to the caller's
     ids with two arrays: `_position_ids` (position → id, -1 once removed) and the live ids sorted with
@@ -224,6 +283,8 @@ class FaissVectorIndex:
     from its graph (`remove_ids` is unsupported), so removed vectors become tombstones: they stay in the
     graph, still routing searches (recall holds), but a selector keeps them out of results and the beam
     is widened by their share so that k live results remain; at COMPACT_SHARE the index rebuilds itself.
+    IVF keeps tombstones the same way (its direct map, which decodes a vector by position, cannot remove),
+    and its compaction only re-adds the live vectors to the trained lists.
     """
 
     def __init__(self, dimension: int, spec: IndexSpec | None = None, *, compact_share: float | None = None):
@@ -377,17 +438,21 @@ class FaissVectorIndex:
         twin._sorted_positions = self._sorted_positions.copy()
         return twin
 
-    def tune(self, ef_search: int) -> None:
-        """Set HNSW's search beam (efSearch is a search-time parameter: no rebuild). Wider: better recall,
-        slower searches (bench/vectors.py has the trade-off). Recorded in `spec`."""
-        self._spec = self._spec.model_copy(update={"ef_search": IndexSpec(ef_search=ef_search).ef_search})
-        if self._spec.kind == "hnsw":
-            self._index.hnsw.efSearch = self._spec.ef_search
+    def tune(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Set HNSW's search beam (efSearch) or the lists IVF scans (nprobe): search-time parameters, no
+        rebuild. More: better recall, slower searches (bench/vectors.py and bench/scale.py have the
+        trade-off). Recorded in `spec`."""
+        update = IndexSpec(
+            ef_search=self._spec.ef_search if ef_search is None else ef_search,
+            nprobe=self._spec.nprobe if nprobe is None else nprobe,
+        )
+        self._spec = self._spec.model_copy(update={"ef_search": update.ef_search, "nprobe": update.nprobe})
+        _apply_search_parameters(self._index, self._spec)
 
     def compact(self) -> None:
-        """Drop the tombstones: rebuild the HNSW graph from the live vectors (same spec, same quantiser
-        ranges, so stored codes are reproduced exactly). Costs a full build: ~35 s per 100,000
-        vectors here. Nothing to do for flat, whose removals are immediate."""
+        """Drop the tombstones: rebuild the HNSW graph, or refill IVF's lists, from the live vectors (same
+        spec, same training, so stored codes are reproduced exactly). HNSW costs a full build: ~35 s per
+        100,000 vectors here. Nothing to do for flat, whose removals are immediate."""
         if self.tombstones == 0:
             return
         if self._spec.kind == "flat":
@@ -418,7 +483,7 @@ class FaissVectorIndex:
         ids = self._position_ids[self._position_ids >= 0]
         live_positions = np.flatnonzero(self._position_ids >= 0)
         if copy._needs_training() and len(live_positions):
-            copy._train(self._decode(_spread_sample(live_positions, SQ_TRAIN_SAMPLE)))
+            copy._train(self._decode(_spread_sample(live_positions, copy._train_sample_size())))
         for start in range(0, len(live_positions), REBUILD_BATCH):
             chunk = slice(start, start + REBUILD_BATCH)
             copy.add(ids[chunk], self._decode(live_positions[chunk]))
@@ -442,7 +507,7 @@ class FaissVectorIndex:
             raise ValueError(f"Vectors of shape {block.shape}: expected (n, dimension)")
         index = cls(block.shape[1], spec if spec is not None else choose_spec(len(block), block.shape[1]))
         if index._needs_training() and len(block):
-            index._train(block)
+            index._train(block[_spread_sample(np.arange(len(block)), index._train_sample_size())])
         for start in range(0, len(block), REBUILD_BATCH):
             chunk = slice(start, start + REBUILD_BATCH)
             index.add(np.asarray(ids)[chunk], block[chunk])
@@ -523,6 +588,7 @@ class FaissVectorIndex:
         sorted_ids = position_ids[live][order]
         if len(sorted_ids) > 1 and (np.diff(sorted_ids) == 0).any():
             raise VectorFileError(f"{path}: duplicate ids")
+        _apply_search_parameters(index, spec)
         loaded._index = index
         loaded._position_ids = position_ids
         loaded._sorted_ids = sorted_ids
@@ -540,7 +606,8 @@ class FaissVectorIndex:
         return self._sorted_positions[rows], self._sorted_ids[rows] == keys
 
     def _storage(self) -> faiss.Index:
-        """The index holding the codes: the flat index itself, or the HNSW graph's storage."""
+        """The index holding the codes by position: the flat index itself, or the HNSW graph's storage
+        (IVF keeps its codes in its lists: `_decode` asks it instead)."""
         return self._index if self._spec.kind == "flat" else faiss.downcast_index(self._index.storage)
 
     @staticmethod
@@ -551,9 +618,11 @@ class FaissVectorIndex:
         return codes.reshape(storage.ntotal, storage.code_size)
 
     def _decode(self, positions: np.ndarray) -> np.ndarray:
-        storage = self._storage()
         if len(positions) == 0:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        if self._spec.kind == "ivf":
+            return self._index.reconstruct_batch(np.ascontiguousarray(positions, dtype=np.int64))
+        storage = self._storage()
         rows = self._codes(storage)[positions]
         if self._spec.storage == "fp32":
             return rows.view(np.float32).reshape(len(positions), self._dimension)
@@ -561,8 +630,13 @@ class FaissVectorIndex:
 
     def _exact(self, vector: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The exact top k among `positions` (live, distinct), scored from the stored codes."""
-        storage = self._storage()
         k = min(k, len(positions))
+        if self._spec.kind == "ivf":
+            all_scores = self._decode(positions) @ vector
+            top = np.argpartition(-all_scores, k - 1)[:k] if k < len(all_scores) else np.arange(k)
+            top = top[np.argsort(-all_scores[top], kind="stable")]
+            return self._position_ids[positions[top]], all_scores[top].astype(np.float32)
+        storage = self._storage()
         positions = np.sort(positions)  # reads the codes in memory order
         if len(positions) * SCAN_SHARE >= storage.ntotal:
             # A large share of the index: scan all codes in place, skipping the others (no copy at all).
@@ -620,6 +694,17 @@ class FaissVectorIndex:
         k = min(k, selectable)
         if self._spec.kind == "flat":
             params = None if selector is None else faiss.SearchParameters(sel=selector)
+        elif self._spec.kind == "ivf":
+            # As for HNSW below: a filter hides a share of each list, so scan that many more lists.
+            # And scan enough lists to hold k vectors twice over, on average.
+            params = faiss.SearchParametersIVF()
+            widen = len(self._position_ids) / selectable
+            enough = 2 * self._spec.lists * k / selectable
+            params.nprobe = min(
+                self._spec.lists, MAX_NPROBE, math.ceil(max(self._spec.nprobe * widen, enough))
+            )
+            if selector is not None:
+                params.sel = selector
         else:
             # A filter hides a share of the nodes the beam visits: widen it by that share so that about
             # as many selectable nodes are compared as without the filter.
@@ -636,11 +721,37 @@ class FaissVectorIndex:
         return ids[live], scores[0][keep][live]
 
     def _needs_training(self) -> bool:
-        return not self._storage().is_trained
+        return not (self._index if self._spec.kind == "ivf" else self._storage()).is_trained
+
+    def _train_sample_size(self) -> int:
+        """How many vectors training reads (a spread sample of them): IVF's k-means wants many a list."""
+        if self._spec.kind == "ivf":
+            return max(SQ_TRAIN_SAMPLE, IVF_TRAIN_SAMPLE_PER_LIST * self._spec.lists)
+        return SQ_TRAIN_SAMPLE
 
     def _train(self, block: np.ndarray) -> None:
-        """Train the scalar quantiser (sq8 ranges; fp16 needs none) once, on the first vectors it sees."""
+        """Train once, on the first vectors it sees: the scalar quantiser (sq8 ranges; fp16 needs none),
+        and for IVF the lists' centroids (k-means), which need at least as many vectors as lists."""
         if not self._needs_training():
+            return
+        if self._spec.kind == "ivf":
+            if len(block) < self._spec.lists:
+                raise ValueError(
+                    f"An IVF index of {self._spec.lists} lists trains on at least as many vectors; got "
+                    f"{len(block)} (build it with from_vectors, or choose the lists with ivf_lists)"
+                )
+            started = time.perf_counter()
+            sample = block[_spread_sample(np.arange(len(block)), self._train_sample_size())]
+            if self._spec.storage == "sq8":  # as below
+                self._index.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+                self._index.sq.rangestat_arg = SQ_MARGIN if len(sample) < SQ_MARGIN_BELOW else 0.0
+            self._index.train(sample)
+            logger.info(
+                "Trained %s on %d vectors (%.1f s)",
+                self._spec.describe(),
+                len(sample),
+                time.perf_counter() - started,
+            )
             return
         if self._spec.storage == "sq8":
             sample = block[_spread_sample(np.arange(len(block)), SQ_TRAIN_SAMPLE)]
@@ -679,13 +790,33 @@ def _new_faiss_index(dimension: int, spec: IndexSpec) -> faiss.Index:
         if spec.storage == "fp32":
             return faiss.IndexFlatIP(dimension)
         return faiss.IndexScalarQuantizer(dimension, _QUANTIZERS[spec.storage], metric)
+    if spec.kind == "ivf":
+        centroids = faiss.IndexFlatIP(dimension)
+        if spec.storage == "fp32":
+            index = faiss.IndexIVFFlat(centroids, dimension, spec.lists, metric)
+        else:
+            # Codes of the vectors themselves, not of their residuals to the centroid: a code then decodes
+            # on its own, as `vectors` and exact scoring need.
+            qtype = _QUANTIZERS[spec.storage]
+            index = faiss.IndexIVFScalarQuantizer(centroids, dimension, spec.lists, qtype, metric, False)
+        # The direct map (an array: positions are added in order) finds a position's code in its list.
+        index.make_direct_map(True)
+        _apply_search_parameters(index, spec)
+        return index
     if spec.storage == "fp32":
         index = faiss.IndexHNSWFlat(dimension, spec.m, metric)
     else:
         index = faiss.IndexHNSWSQ(dimension, _QUANTIZERS[spec.storage], spec.m, metric)
     index.hnsw.efConstruction = spec.ef_construction
-    index.hnsw.efSearch = spec.ef_search
+    _apply_search_parameters(index, spec)
     return index
+
+
+def _apply_search_parameters(index: faiss.Index, spec: IndexSpec) -> None:
+    if spec.kind == "hnsw":
+        index.hnsw.efSearch = spec.ef_search
+    elif spec.kind == "ivf":
+        index.nprobe = min(spec.nprobe, spec.lists)
 
 
 @contextlib.contextmanager
@@ -706,8 +837,15 @@ def _one_omp_thread() -> Iterator[None]:
 
 
 def _copy_training(source: faiss.Index, target: faiss.Index) -> None:
-    """Give `target` (same spec) `source`'s quantiser ranges, so re-encoding decoded codes is exact."""
+    """Give `target` (same spec) `source`'s training (quantiser ranges; IVF's centroids), so re-encoding
+    decoded codes is exact."""
     if target.is_trained:
+        return
+    if isinstance(source, faiss.IndexIVF):
+        target.quantizer.add(source.quantizer.reconstruct_n(0, source.nlist))
+        if isinstance(source, faiss.IndexIVFScalarQuantizer):
+            target.sq.trained = source.sq.trained
+        target.is_trained = True
         return
     source_storage = faiss.downcast_index(source.storage)
     target_storage = faiss.downcast_index(target.storage)

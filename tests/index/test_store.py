@@ -20,17 +20,18 @@ from index.chunking import Chunker, matching_text, sentence_spans
 from index.ingest import Indexer
 from index.search import Searcher, SearchFilters
 from index.storage.documents import LOCK_FILE, IndexedDocument, Write
-from index.storage.vectors import DEFAULT_HNSW_SPEC
+from index.storage.vectors import DEFAULT_HNSW_SPEC, ivf_spec
 from index.store import FORMAT_2_FILES, FORMAT_VERSION, VECTOR_FILES, IndexStore, Manifest
 from index.text import terms
 from tests.conftest import make_document, manifest_for
 from tests.fakes import FakeEncoder
 
 
-@pytest.fixture(params=["flat", "hnsw"], ids=["flat vectors", "hnsw vectors"])
+@pytest.fixture(params=["flat", "ivf", "hnsw"], ids=["flat vectors", "ivf vectors", "hnsw vectors"])
 def manifest(request: pytest.FixtureRequest, fake_encoder: FakeEncoder, chunker: Chunker) -> Manifest:
     """The behaviour below holds whichever vector index the store uses: each test runs with exact (flat)
-    indexes and with HNSW ones, forced at any size (the manifest of a new index is stored as given)."""
+    indexes and with IVF and HNSW ones, forced at any size (the manifest of a new index is stored as
+    given)."""
     return manifest_for(fake_encoder, chunker).model_copy(update={"index_kind": request.param})
 
 
@@ -434,7 +435,7 @@ def _stored_manifest(directory: Path) -> Manifest:
         )
 
 
-def test_past_the_measured_size_the_vector_indexes_become_hnsw_and_below_half_of_it_flat_again(
+def test_past_the_measured_size_the_vector_indexes_become_approximate_and_below_half_of_it_flat_again(
     tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The threshold scaled down from 50,000 vectors of 384 dimensions to 15 of the fake encoder's 64.
@@ -455,7 +456,7 @@ def test_past_the_measured_size_the_vector_indexes_become_hnsw_and_below_half_of
     store.close()
 
     reopened = IndexStore.open(tmp_path / "idx", manifest)  # loading refits too
-    assert reopened.vector_specs()["chunks"] == DEFAULT_HNSW_SPEC
+    assert reopened.vector_specs()["chunks"] == ivf_spec(reopened.vector_counts()["chunks"])
     searcher = Searcher(reopened, fake_encoder)
     for document in (MANY[3], MANY[17], MANY[29]):
         assert searcher.search(document.text[:20], top_k=1).passages[0].citation.doc_id == document.doc_id
@@ -475,6 +476,8 @@ def test_a_reindex_can_force_the_kind_of_vector_index_whatever_the_size(
     indexer = Indexer(store, fake_encoder, chunker)
     indexer.add([CLOUD, CHIPS])
     assert {spec.kind for spec in store.vector_specs().values()} == {"flat"}
+    indexer.reindex(index_kind="ivf")
+    assert {spec.kind for spec in store.vector_specs().values()} == {"ivf"}
     indexer.reindex(index_kind="hnsw")
     assert {spec.kind for spec in store.vector_specs().values()} == {"hnsw"}
     indexer.add(MANY[:3])  # later writes keep the forced kind
@@ -491,19 +494,20 @@ def test_a_reindex_can_force_the_kind_of_vector_index_whatever_the_size(
     reopened.close()
 
 
+@pytest.mark.parametrize(("kind", "parameter"), [("hnsw", "ef_search"), ("ivf", "nprobe")])
 def test_the_search_beam_of_approximate_indexes_can_be_widened_without_a_rebuild(
-    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker
+    tmp_path: Path, fake_encoder: FakeEncoder, chunker: Chunker, kind: str, parameter: str
 ) -> None:
     store = IndexStore.open(
-        tmp_path / "idx", manifest_for(fake_encoder, chunker).model_copy(update={"index_kind": "hnsw"})
+        tmp_path / "idx", manifest_for(fake_encoder, chunker).model_copy(update={"index_kind": kind})
     )
     Indexer(store, fake_encoder, chunker).add([CLOUD, CHIPS])
     before = store.vector_specs()
-    store.tune_search(1024)
+    store.tune_search(**{parameter: 1024})
     after = store.vector_specs()
-    assert {spec.ef_search for spec in after.values()} == {1024}
-    assert {kind: spec.model_copy(update={"ef_search": 0}) for kind, spec in after.items()} == {
-        kind: spec.model_copy(update={"ef_search": 0}) for kind, spec in before.items()
+    assert {getattr(spec, parameter) for spec in after.values()} == {1024}
+    assert {kind: spec.model_copy(update={parameter: 0}) for kind, spec in after.items()} == {
+        kind: spec.model_copy(update={parameter: 0}) for kind, spec in before.items()
     }
     assert (
         Searcher(store, fake_encoder).search("晶圆代工", top_k=1).passages[0].citation.doc_id == CHIPS.doc_id
