@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--no-hnsw", action="store_true", help="IVF only (HNSW takes long to build at 1M)")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many questions: a held-out slice")
     parser.add_argument("--extbench", type=Path, default=DEFAULT_EXTBENCH)
     args = parser.parse_args(argv)
 
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     texts = unit_texts(args.extbench, args.units)
     vectors = np.ascontiguousarray(np.concatenate(list(copies(texts, args.count))), dtype=np.float32)
     queries = TextHashEncoder().encode_queries(
-        load_corpus("extbench", args.extbench, 2018).questions[: args.queries]
+        load_corpus("extbench", args.extbench, 2018).questions[args.offset : args.offset + args.queries]
     )
     print(
         f"{len(vectors):,} {args.units} vectors ({len(texts):,} texts a copy), {len(queries)} questions, "

@@ -74,7 +74,7 @@ CHECKPOINT_MIN_CHANGES = 10_000
 # question's top 10 against exact search):
 # - chunks: IVF, fp16 (recall as fp32). A collection holding many near-copies of a passage (1M chunks of
 #   the bench, ~330 noisy copies each) splits an HNSW graph into islands of copies: recall@10 0.737 at
-#   efSearch 256, 0.940 at 2048; IVF (4,096 lists) 0.989 at nprobe 32, 3 ms (docs/PERF.md).
+#   efSearch 256, 0.940 at 2048; IVF (4,096 lists) 0.994-0.998 at nprobe 64, 1.8 ms (docs/PERF.md).
 # - sentences: HNSW, sq8 (5-6 per chunk: a quarter of fp32). A question lies far from most sentences and
 #   its nearest are spread over many IVF lists: at 66,572 sentences, IVF's recall@10 was 0.79 at nprobe 32
 #   of 1,024 lists (0.87 at 64) where HNSW's was 0.97.
