@@ -26,10 +26,11 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from keywords import connect, write
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -39,20 +40,11 @@ from citeqa.settings import get_settings
 from citeqa.wiring import load_translator
 from index.chunking import Chunker, matching_text
 from index.lexical import Keywords
-from index.storage.keywords import SCHEMA, KeywordIndex
+from index.storage.keywords import KeywordIndex
 from index.text import is_cjk, terms
 
 BATCH = 512  # chunks a transaction, as ingest commits
 TIE_TOLERANCE = 1e-4
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.row_factory = sqlite3.Row  # as the store's connection
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = OFF")  # building a throwaway index
-    db.executescript(SCHEMA)
-    return db
 
 
 def chunk_texts(corpus: Corpus) -> Iterator[str]:
@@ -80,19 +72,9 @@ def build(db: sqlite3.Connection, target: int, corpus: Corpus, console: Console)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("building", total=target, completed=start)
         while batch := list(itertools.islice(chunks, BATCH)):
-            _write(db, lambda db, batch=batch: (index.add_many(db, batch), index.compact(db)))
+            write(db, lambda db, batch=batch: (index.add_many(db, batch), index.compact(db)))
             progress.advance(task, len(batch))
     return (target - start) / (time.perf_counter() - started)
-
-
-def _write(db: sqlite3.Connection, action: Callable[[sqlite3.Connection], object]) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        action(db)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 def questions(corpus: Corpus, count: int, offset: int = 0) -> list[Keywords]:
@@ -237,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     corpus = load_corpus(args.corpus, args.extbench, seed=2018)
     with tempfile.TemporaryDirectory() as folder:
         db = connect(args.keep or Path(folder) / "keywords.sqlite3")
+        db.execute("PRAGMA synchronous = OFF")  # a throwaway index
         rate = build(db, args.chunks, corpus, console)
         if rate is not None:
             console.print(f"built to {args.chunks:,} chunks at {rate:,.0f} chunks/s")
