@@ -5,8 +5,8 @@ The three parts live in `index/storage`, each behind its own interface:
 - the document store (`documents.py`, SQLite): documents, chunks and sentences with their vectors, the
   source of truth; every write is one transaction that bumps a generation counter and logs the ids it
   removed, so a process killed mid-write leaves the previous state (SQLite rolls back on the next open);
-- a vector index per kind of unit, chunks and sentences (`vectors.py`): exact while small, HNSW past a
-  measured size (`choose_spec`), held in memory and saved to a file now and then (a checkpoint, tagged
+- a vector index per kind of unit, chunks and sentences (`vectors.py`): exact while small, IVF (chunks)
+  or HNSW (sentences) past a measured size (`choose_spec`, `APPROXIMATE`), held in memory and saved to a file now and then (a checkpoint, tagged
   with the generation it holds), never rewritten per commit;
 - the keyword index (`keywords.py`): BM25 posting lists in the same database, written in the same
   transactions, so it needs no rebuild and no reload.

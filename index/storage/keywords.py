@@ -2,8 +2,9 @@
 
 Scores are exactly those of an in-memory BM25 over the live chunks (`tests/index/reference_bm25.py`) (plain terms as bm25s scores
 them, concepts as a Pirkola structured query, `match_scores` for sentences), but nothing is rebuilt after a
-write and nothing is held per chunk in memory: a search reads the posting lists of the question's terms
-only, and an add or a remove writes rows in proportion to the chunks it adds or removes.
+write and nothing is held per chunk in memory: `search` reads the posting lists of the question's terms
+only, `top` those of its rarer terms up to a budget (looking the commonest up in the chunks that compete),
+and an add or a remove writes rows in proportion to the chunks it adds or removes.
 
 Tables (`SCHEMA`), written inside the caller's transactions so they always agree with the chunk rows:
 
@@ -15,8 +16,9 @@ Tables (`SCHEMA`), written inside the caller's transactions so they always agree
   only the index by term takes random inserts). An add writes one block per distinct term of its chunks; `compact` merges blocks of similar sizes `FANOUT` at a time up to a size (`LAST_TIER`), so
   each posting is rewritten a bounded number of times and a term keeps about FANOUT blocks per size tier,
   plus one per 32k-262k postings.
-- `keyword_chunks`: each live chunk's length and distinct term ids: what a remove needs to correct the
-  frequencies and totals without reading any posting list.
+- `keyword_chunks`: each live chunk's length, distinct term ids and their frequencies: what a remove needs
+  to correct the frequencies and totals without reading any posting list, and what `top` looks a common
+  term up in.
 - `keyword_tombstones`: the chunks each remove took out. A posting is dead when its chunk was removed by a
   write later than the one that wrote the posting's block (so a chunk id indexed again is live again).
   Searches skip dead postings; `compact` drops those of the blocks it merges, and once removed chunks

@@ -509,7 +509,7 @@ class FaissVectorIndex:
             raise ValueError(f"Vectors of shape {block.shape}: expected (n, dimension)")
         index = cls(block.shape[1], spec if spec is not None else choose_spec(len(block), block.shape[1]))
         if index._needs_training() and len(block):
-            index._train(block[_spread_sample(np.arange(len(block)), index._train_sample_size())])
+            index._train(block)
         for start in range(0, len(block), REBUILD_BATCH):
             chunk = slice(start, start + REBUILD_BATCH)
             index.add(np.asarray(ids)[chunk], block[chunk])
@@ -634,10 +634,7 @@ class FaissVectorIndex:
         """The exact top k among `positions` (live, distinct), scored from the stored codes."""
         k = min(k, len(positions))
         if self._spec.kind == "ivf":
-            all_scores = self._decode(positions) @ vector
-            top = np.argpartition(-all_scores, k - 1)[:k] if k < len(all_scores) else np.arange(k)
-            top = top[np.argsort(-all_scores[top], kind="stable")]
-            return self._position_ids[positions[top]], all_scores[top].astype(np.float32)
+            return self._best(positions, (self._decode(positions) @ vector).astype(np.float32), k)
         storage = self._storage()
         positions = np.sort(positions)  # reads the codes in memory order
         if len(positions) * SCAN_SHARE >= storage.ntotal:
@@ -655,9 +652,7 @@ class FaissVectorIndex:
             storage.compute_distance_subset(
                 1, faiss.swig_ptr(vector), len(labels), faiss.swig_ptr(all_scores), faiss.swig_ptr(labels)
             )
-            top = np.argpartition(-all_scores, k - 1)[:k] if k < len(all_scores) else np.arange(k)
-            top = top[np.argsort(-all_scores[top], kind="stable")]
-            return self._position_ids[positions[top]], all_scores[top]
+            return self._best(positions, all_scores, k)
         # Quantised codes: copy the chosen ones (a quarter or half of their float32 size) into a small flat
         # index with the same quantiser, whose scan decodes with SIMD (numpy's float16 and uint8
         # conversions are several times slower). The small index is kept per thread and refilled in place:
@@ -670,6 +665,12 @@ class FaissVectorIndex:
         scores, found = subset.search(vector[None, :], k)
         keep = found[0] >= 0
         return self._position_ids[positions[found[0][keep]]], scores[0][keep]
+
+    def _best(self, positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and scores of the k best of `positions` by `scores` (theirs, in order), best first."""
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return self._position_ids[positions[top]], scores[top]
 
     def _subset_index(self, storage: faiss.Index) -> faiss.IndexScalarQuantizer:
         """This thread's scratch flat index with `storage`'s quantiser (trained ranges copied each time:
@@ -732,41 +733,38 @@ class FaissVectorIndex:
         return SQ_TRAIN_SAMPLE
 
     def _train(self, block: np.ndarray) -> None:
-        """Train once, on the first vectors it sees: the scalar quantiser (sq8 ranges; fp16 needs none),
-        and for IVF the lists' centroids (k-means), which need at least as many vectors as lists."""
+        """Train once, on (a spread sample of) the first vectors it sees: the scalar quantiser (sq8 ranges;
+        fp16 needs none), and for IVF the lists' centroids (k-means), which need at least as many vectors
+        as lists."""
         if not self._needs_training():
             return
-        if self._spec.kind == "ivf":
-            if len(block) < self._spec.lists:
-                raise ValueError(
-                    f"An IVF index of {self._spec.lists} lists trains on at least as many vectors; got "
-                    f"{len(block)} (build it with from_vectors, or choose the lists with ivf_lists)"
+        ivf = self._spec.kind == "ivf"
+        if ivf and len(block) < self._spec.lists:
+            raise ValueError(
+                f"An IVF index of {self._spec.lists} lists trains on at least as many vectors; got "
+                f"{len(block)} (build it with from_vectors, or choose the lists with ivf_lists)"
+            )
+        if not ivf and self._spec.storage != "sq8":
+            self._index.train(block[:1])  # nothing to learn: marks it trained
+            return
+        started = time.perf_counter()
+        sample = block[_spread_sample(np.arange(len(block)), self._train_sample_size())]
+        if self._spec.storage == "sq8":
+            quantised = self._index if ivf else self._storage()
+            quantised.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+            quantised.sq.rangestat_arg = SQ_MARGIN if len(sample) < SQ_MARGIN_BELOW else 0.0
+            if len(sample) < SQ_MARGIN_BELOW:
+                logger.info(
+                    "Training sq8 ranges on %d vectors only (widened by %.0f%%)", len(sample), 100 * SQ_MARGIN
                 )
-            started = time.perf_counter()
-            sample = block[_spread_sample(np.arange(len(block)), self._train_sample_size())]
-            if self._spec.storage == "sq8":  # as below
-                self._index.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
-                self._index.sq.rangestat_arg = SQ_MARGIN if len(sample) < SQ_MARGIN_BELOW else 0.0
-            self._index.train(sample)
+        self._index.train(sample)
+        if ivf:
             logger.info(
                 "Trained %s on %d vectors (%.1f s)",
                 self._spec.describe(),
                 len(sample),
                 time.perf_counter() - started,
             )
-            return
-        if self._spec.storage == "sq8":
-            sample = block[_spread_sample(np.arange(len(block)), SQ_TRAIN_SAMPLE)]
-            storage = self._storage()
-            storage.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
-            storage.sq.rangestat_arg = SQ_MARGIN if len(sample) < SQ_MARGIN_BELOW else 0.0
-            if len(sample) < SQ_MARGIN_BELOW:
-                logger.info(
-                    "Training sq8 ranges on %d vectors only (widened by %.0f%%)", len(sample), 100 * SQ_MARGIN
-                )
-            self._index.train(sample)
-        else:
-            self._index.train(block[:1])
 
     def _drop_dead_positions(self) -> None:
         """Flat only: remove the vectors of removed ids from FAISS's array, then renumber positions."""
