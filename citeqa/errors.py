@@ -82,6 +82,25 @@ class IndexLocked(IndexStoreError):
     """Another process holds the index's write lock."""
 
 
+# -- collections ----------------------------------------------------------------------------------
+
+
+class CollectionError(CiteQAError):
+    """About the collections of the data folder."""
+
+
+class InvalidCollectionName(CollectionError):
+    """A collection name that cannot name a folder safely, or an action the default collection refuses."""
+
+
+class CollectionNotFound(CollectionError):
+    """No collection has the given name."""
+
+
+class CollectionExists(CollectionError):
+    """A collection with that name exists already."""
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Settings → encoder → store → searcher: the one place that builds a running CiteQA.
+"""Settings → encoder → collections (store, searcher, indexer): the one place that builds a running CiteQA.
 
 The HTTP app, the CLI, `citeqa eval` and the scripts all call `Resources.load` (or `from_encoder` with a
 model already loaded), so that they search exactly alike. Nothing here is global: the caller owns the
@@ -13,11 +13,8 @@ from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
 
+from citeqa.collections import DEFAULT_COLLECTION, Collection, Collections
 from citeqa.settings import Settings
-from index.chunking import Chunker
-from index.ingest import Indexer
-from index.search import Searcher
-from index.store import IndexStore, Manifest
 from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
 
@@ -62,15 +59,16 @@ def load_translator(settings: Settings) -> QueryTranslator | None:
 
 @dataclass
 class Resources:
+    """The model, the translator and the collections they serve, for one process."""
+
     settings: Settings
     encoder: TextEncoder
-    store: IndexStore
-    searcher: Searcher
-    indexer: Indexer
+    collections: Collections
 
     @classmethod
     def load(cls, settings: Settings, *, show_progress: bool = False, rebuild: bool = False) -> Resources:
-        """Load the model and open the index; `rebuild` accepts an index built with another model."""
+        """Load the model and open the default collection; `rebuild` accepts indexes built with another
+        model."""
         return cls.from_encoder(
             settings, load_encoder(settings, show_progress=show_progress), rebuild=rebuild
         )
@@ -78,18 +76,13 @@ class Resources:
     @classmethod
     def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
         limit_blas_threads()
-        chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-        manifest = Manifest(model=encoder.name, dimension=encoder.dimension, chunking=chunker.settings)
-        store = IndexStore.open(settings.data_dir, manifest, rebuild=rebuild)
-        documents, chunks = store.counts()
-        logger.info("Index %s: %d documents, %d chunks", settings.data_dir, documents, chunks)
-        return cls(
-            settings=settings,
-            encoder=encoder,
-            store=store,
-            searcher=Searcher(store, encoder, settings.ranking_weights(), load_translator(settings)),
-            indexer=Indexer(store, encoder, chunker),
-        )
+        collections = Collections(settings, encoder, load_translator(settings), rebuild=rebuild)
+        collections.get(DEFAULT_COLLECTION)  # opened now: a bad index fails at start, not at a request
+        return cls(settings=settings, encoder=encoder, collections=collections)
+
+    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
+        """An open collection (CollectionNotFound if `name` was never created)."""
+        return self.collections.get(name)
 
     def close(self) -> None:
-        self.store.close()
+        self.collections.close()

@@ -129,14 +129,15 @@ def eval_command(
     with _progress_hook("Indexing the corpus") as hook:
         resources = load_resources(settings, corpus, on_progress=hook)
     try:
-        documents, _ = resources.store.counts()
+        documents, _ = resources.collection().store.counts()
         if documents == 0:
             raise EvalConfigError(
                 f"The index in {settings.data_dir} is empty: add articles with `citeqa ingest PATH`, "
                 "or evaluate on files with --corpus PATH"
             )
         retrievers: list[Retriever] = [
-            CiteQARetriever(resources.searcher, name=f"citeqa-{name}", mode=name) for name in modes
+            CiteQARetriever(resources.collection().searcher, name=f"citeqa-{name}", mode=name)
+            for name in modes
         ]
         if build_peers is not None and corpus:
             retrievers += _build_peers(build_peers, corpus, settings)

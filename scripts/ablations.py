@@ -74,14 +74,15 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     resources = load_resources(settings, args.corpus)
-    store, encoder, chunker = resources.store, resources.encoder, resources.indexer.chunker
+    collection = resources.collection()
+    store, encoder, chunker = collection.store, resources.encoder, collection.indexer.chunker
     manifest = store.manifest
     default = settings.ranking_weights()
 
     def weights(**changes: float) -> RankingWeights:
         return default.model_copy(update=changes)
 
-    translator = resources.searcher.translator
+    translator = collection.searcher.translator
     retrievers = [
         CiteQARetriever(Searcher(store, encoder, default, translator), "hybrid (default)", "hybrid"),
         CiteQARetriever(Searcher(store, encoder, default), "hybrid, no translation", "hybrid"),

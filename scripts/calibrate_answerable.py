@@ -44,8 +44,10 @@ def main() -> None:
     settings = get_settings()
     resources = load_resources(settings, args.corpus)
     try:
-        searcher = resources.searcher
-        documents = [(summary.doc_id, summary.title) for summary in resources.store.list_documents()]
+        searcher = resources.collection().searcher
+        documents = [
+            (summary.doc_id, summary.title) for summary in resources.collection().store.list_documents()
+        ]
         rows = []
         for question in load_questions(args.questions):
             held_out = None

@@ -102,13 +102,13 @@ def main() -> None:
         settings = get_settings().model_copy(update={"data_dir": args.data_dir or Path(scratch) / "index"})
         resources = Resources.load(settings)
         try:
-            if resources.store.counts()[0] == 0:
-                resources.indexer.ingest_paths([settings.sample_corpus])
+            if resources.collection().store.counts()[0] == 0:
+                resources.collection().indexer.ingest_paths([settings.sample_corpus])
             logger.info("model %s, index %s", resources.encoder.name, settings.data_dir)
-            _report("follow-ups", measure(resources.searcher, load_pairs(), args.k))
+            _report("follow-ups", measure(resources.collection().searcher, load_pairs(), args.k))
             _report(
                 "new topics (must not be rewritten)",
-                measure(resources.searcher, load_pairs(kind="new_topic"), args.k),
+                measure(resources.collection().searcher, load_pairs(kind="new_topic"), args.k),
             )
         finally:
             resources.close()

@@ -7,15 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
+from service.deps import collection_in_path
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.routes import chat, documents, health, search
+from service.routes import chat, collections, documents, health, search
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
     app.include_router(search.router)
-    app.include_router(documents.router)
+    app.include_router(collections.router)
+    app.include_router(documents.router, prefix="/v1")
+    app.include_router(
+        documents.router, prefix="/v1/collections/{collection}", dependencies=[Depends(collection_in_path)]
+    )
     app.include_router(health.router)
     app.include_router(chat.router)
     if WEB_ROOT.is_dir():

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from citeqa.collections import COLLECTION_NAME_RULE, DEFAULT_COLLECTION, check_collection_name
 from citeqa.errors import CiteQAError
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources, load_encoder
@@ -41,6 +42,10 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+collections_app = typer.Typer(
+    help="List, create and delete collections (named indexes).", no_args_is_help=True
+)
+app.add_typer(collections_app, name="collections")
 try:
     from eval.cli import eval_command
 except ModuleNotFoundError as missing:  # the serving image leaves the evaluation package out
@@ -58,6 +63,17 @@ Format = Literal["auto", "report", "text", "jsonl", "pdf"]
 
 class CliError(CiteQAError):
     """A command-line argument the user can fix."""
+
+
+CollectionOption = Annotated[
+    str,
+    typer.Option(
+        "--collection",
+        "-c",
+        help="The collection to work on (`citeqa collections list` shows them).",
+        envvar="CITEQA_COLLECTION",
+    ),
+]
 
 
 @app.callback()
@@ -124,20 +140,27 @@ def ingest(
         bool, typer.Option("--if-empty", help="Do nothing if the index holds documents.")
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    collection: CollectionOption = DEFAULT_COLLECTION,
 ) -> None:
-    """Read articles from files and add them to the index (same id: replaced; unchanged: skipped)."""
+    """Read articles from files and add them to a collection (same id: replaced; unchanged: skipped).
+
+    A collection that does not exist yet is created."""
     if format not in ("auto", "report", "text", "jsonl", "pdf"):
         raise CliError(f"--format {format!r} is not one of auto, report, text, jsonl, pdf.")
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
         raise CliError(f"No such file or folder: {', '.join(missing)}")
+    check_collection_name(collection)
     with _resources() as resources:
-        documents, _ = resources.store.counts()
+        target = resources.collections.get_or_create(collection)
+        documents, _ = target.store.counts()
         if if_empty and documents:
-            errors.print(f"The index already holds {documents} documents; nothing ingested (--if-empty).")
+            errors.print(
+                f"Collection {collection} already holds {documents} documents; nothing ingested (--if-empty)."
+            )
             return
         with _embedding_progress("Embedding") as hook:
-            report = resources.indexer.ingest_paths(paths, format=format, on_progress=hook)  # type: ignore[arg-type]
+            report = target.indexer.ingest_paths(paths, format=format, on_progress=hook)  # type: ignore[arg-type]
     if json_output:
         console.print_json(report.model_dump_json())
     else:
@@ -164,6 +187,7 @@ def search(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print exactly the API's response body.")
     ] = False,
+    collection: CollectionOption = DEFAULT_COLLECTION,
 ) -> None:
     """Print the passages that answer QUESTION, with their citations.
 
@@ -172,8 +196,11 @@ def search(
     # Checked before the model loads: a blank question should not cost a minute.
     question, search_mode = check_question(question), check_mode(mode)
     filters = SearchFilters(sections=section or [], doc_ids=doc_id or [])
+    check_collection_name(collection)
     with _resources() as resources:
-        result = resources.searcher.search(question, top_k=top_k, filters=filters, mode=search_mode)
+        result = resources.collection(collection).searcher.search(
+            question, top_k=top_k, filters=filters, mode=search_mode
+        )
     if json_output:
         typer.echo(result.model_dump_json())
     else:
@@ -221,9 +248,10 @@ def serve(
 
     settings = get_settings()
     with _resources(settings) as resources:
-        if ingest_if_empty and resources.store.counts()[0] == 0:
+        default = resources.collection()
+        if ingest_if_empty and default.store.counts()[0] == 0:
             with _embedding_progress("Indexing") as hook:
-                report = resources.indexer.ingest_paths(ingest_if_empty, on_progress=hook)
+                report = default.indexer.ingest_paths(ingest_if_empty, on_progress=hook)
             logger.info(
                 "Indexed %d documents from %s", len(report.documents), ", ".join(map(str, ingest_if_empty))
             )
@@ -243,22 +271,25 @@ def chat(
     section: Annotated[
         list[str] | None, typer.Option("--section", help="Only this section (repeatable).")
     ] = None,
+    collection: CollectionOption = DEFAULT_COLLECTION,
 ) -> None:
     """Chat in the terminal: follow-up questions use the earlier turns (/help, /clear, /quit)."""
     from service.terminal_chat import run_terminal_chat
 
+    check_collection_name(collection)
     with _resources() as resources:
-        run_terminal_chat(resources.searcher, section or [], console, top_k=top_k)
+        run_terminal_chat(resources.collection(collection).searcher, section or [], console, top_k=top_k)
 
 
 @app.command()
 def documents(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    collection: CollectionOption = DEFAULT_COLLECTION,
 ) -> None:
-    """List the indexed documents."""
-    settings = get_settings()
-    with _resources(settings) as resources:
-        summaries = resources.store.list_documents()
+    """List the documents of a collection."""
+    check_collection_name(collection)
+    with _resources() as resources:
+        summaries = resources.collection(collection).store.list_documents()
     if json_output:
         typer.echo(
             json.dumps(
@@ -267,7 +298,7 @@ def documents(
             )
         )
         return
-    table = Table(title=f"{len(summaries)} documents in {settings.data_dir}")
+    table = Table(title=f"{len(summaries)} documents in collection {collection}")
     for column in ("doc_id", "section", "page", "title", "chunks"):
         table.add_column(column, overflow="fold")
     for s in summaries:
@@ -278,10 +309,14 @@ def documents(
 
 
 @app.command()
-def delete(doc_id: Annotated[str, typer.Argument(help="The id shown by `citeqa documents`.")]) -> None:
-    """Remove a document and its vectors from the index."""
+def delete(
+    doc_id: Annotated[str, typer.Argument(help="The id shown by `citeqa documents`.")],
+    collection: CollectionOption = DEFAULT_COLLECTION,
+) -> None:
+    """Remove a document and its vectors from a collection."""
+    check_collection_name(collection)
     with _resources() as resources:
-        resources.store.delete(doc_id)
+        resources.collection(collection).store.delete(doc_id)
     console.print(f"Deleted {doc_id}.")
 
 
@@ -296,16 +331,62 @@ def reindex(
             show_default=False,
         ),
     ] = None,
+    collection: CollectionOption = DEFAULT_COLLECTION,
 ) -> None:
-    """Re-chunk and re-embed every stored document (after changing the model or chunk settings)."""
+    """Re-chunk and re-embed every document of a collection (after changing the model or chunk settings)."""
+    check_collection_name(collection)
     with _resources(rebuild=True) as resources, _embedding_progress("Re-embedding") as hook:
-        results = resources.indexer.reindex(on_progress=hook, index_kind=index_kind)
-        specs = resources.store.vector_specs()
+        target = resources.collection(collection)
+        results = target.indexer.reindex(on_progress=hook, index_kind=index_kind)
+        specs = target.store.vector_specs()
     console.print(
         f"Re-indexed {len(results)} documents ({sum(r.chunks for r in results)} chunks); vector indexes: "
         + ", ".join(f"{kind} {spec.describe()}" for kind, spec in specs.items())
         + "."
     )
+
+
+@collections_app.command("list")
+def collections_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the collections, with their documents and chunks."""
+    with _resources() as resources:
+        rows = [(name, *resources.collection(name).store.counts()) for name in resources.collections.names()]
+    if json_output:
+        typer.echo(json.dumps([{"name": n, "documents": d, "chunks": c} for n, d, c in rows]))
+        return
+    table = Table(title=f"{len(rows)} collections")
+    for column in ("name", "documents", "chunks"):
+        table.add_column(column)
+    for name, documents, chunks in rows:
+        table.add_row(name, str(documents), str(chunks))
+    console.print(table)
+
+
+@collections_app.command("create")
+def collections_create(
+    name: Annotated[str, typer.Argument(help=f"The new collection's name: {COLLECTION_NAME_RULE}.")],
+) -> None:
+    """Create an empty collection."""
+    check_collection_name(name)
+    with _resources() as resources:
+        resources.collections.create(name)
+    console.print(f"Created collection {name}.")
+
+
+@collections_app.command("delete")
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="The collection to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a collection and every document in it."""
+    check_collection_name(name)
+    if not yes and not typer.confirm(f"Delete collection {name} and every document in it?"):
+        raise CliError("Nothing deleted.")
+    with _resources() as resources:
+        resources.collections.delete(name)
+    console.print(f"Deleted collection {name}.")
 
 
 @model_app.command("prepare")

@@ -13,10 +13,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citeqa.errors import (
     CiteQAError,
+    CollectionExists,
+    CollectionNotFound,
     DocumentNotFound,
     EmbeddingModelError,
     IndexLocked,
     IndexModelMismatch,
+    InvalidCollectionName,
     NotReady,
     UploadRejected,
     UploadTooLarge,
@@ -28,6 +31,9 @@ logger = logging.getLogger(__name__)
 STATUS_OF: dict[type[CiteQAError], int] = {
     CiteQAError: 400,
     DocumentNotFound: 404,
+    CollectionNotFound: 404,
+    CollectionExists: 409,
+    InvalidCollectionName: 422,
     IndexLocked: 409,
     IndexModelMismatch: 409,
     UploadTooLarge: 413,

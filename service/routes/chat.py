@@ -5,10 +5,12 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from citeqa.collections import DEFAULT_COLLECTION
 from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
 from service.deps import ResourcesDep
+from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -39,6 +41,7 @@ class ChatRequest(BaseModel):
         default=5, ge=1, le=MAX_TOP_K, description=f"How many passages to return (1–{MAX_TOP_K})."
     )
     filters: SearchFilters = Field(default_factory=SearchFilters)
+    collection: CollectionName = DEFAULT_COLLECTION
 
     model_config = {
         "json_schema_extra": {
@@ -78,7 +81,9 @@ def chat(request: ChatRequest, resources: ResourcesDep) -> ChatResponse:
     are accepted so that a client can send its whole transcript, but they do not change the query.
     """
     built = retrieval_query([m.content for m in request.messages if m.role == "user"])
-    result = resources.searcher.search(built.query, top_k=request.top_k, filters=request.filters)
+    result = resources.collection(request.collection).searcher.search(
+        built.query, top_k=request.top_k, filters=request.filters
+    )
     return ChatResponse(
         query=built.query, rewritten=built.rewritten, terms=question_terms(built.query), result=result
     )

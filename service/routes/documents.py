@@ -8,9 +8,11 @@ from index.documents import Document
 from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
-from service.deps import ResourcesDep
+from service.deps import CollectionDep, ResourcesDep
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+# Mounted twice (service/app.py): at /v1/documents for the default collection, and under
+# /v1/collections/{collection} for any.
+router = APIRouter(prefix="/documents", tags=["documents"])
 
 
 class DocumentList(BaseModel):
@@ -24,15 +26,15 @@ class DeletedDocument(BaseModel):
 
 
 @router.get("", response_model=DocumentList, summary="All indexed documents")
-def list_documents(resources: ResourcesDep) -> DocumentList:
-    documents = resources.store.list_documents()
+def list_documents(collection: CollectionDep) -> DocumentList:
+    documents = collection.store.list_documents()
     return DocumentList(documents=documents, total=len(documents))
 
 
 @router.get("/{doc_id}", response_model=Document, summary="One document: full text and metadata")
-def get_document(doc_id: str, resources: ResourcesDep) -> Document:
+def get_document(doc_id: str, collection: CollectionDep) -> Document:
     """The full text that citations point into, with the page map (`page_map[i]` starts at `char_start`)."""
-    return resources.store.get_document(doc_id)
+    return collection.store.get_document(doc_id)
 
 
 @router.post(
@@ -41,7 +43,9 @@ def get_document(doc_id: str, resources: ResourcesDep) -> Document:
     status_code=status.HTTP_201_CREATED,
     summary="Upload files to index",
 )
-def upload_documents(files: list[UploadFile], resources: ResourcesDep) -> IngestReport:
+def upload_documents(
+    files: list[UploadFile], resources: ResourcesDep, collection: CollectionDep
+) -> IngestReport:
     """Index uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split
     into its articles). A document with the same id as an indexed one replaces it."""
     limit = resources.settings.max_upload_mb * 1024 * 1024
@@ -62,10 +66,10 @@ def upload_documents(files: list[UploadFile], resources: ResourcesDep) -> Ingest
             f"{', '.join(sorted(SUPPORTED_EXTENSIONS))} as UTF-8 text (or PDF).",
             details=[problem.model_dump() for problem in problems],
         )
-    return IngestReport(documents=resources.indexer.add(documents), problems=problems)
+    return IngestReport(documents=collection.indexer.add(documents), problems=problems)
 
 
 @router.delete("/{doc_id}", response_model=DeletedDocument, summary="Remove a document and its vectors")
-def delete_document(doc_id: str, resources: ResourcesDep) -> DeletedDocument:
-    resources.store.delete(doc_id)
+def delete_document(doc_id: str, collection: CollectionDep) -> DeletedDocument:
+    collection.store.delete(doc_id)
     return DeletedDocument(doc_id=doc_id)

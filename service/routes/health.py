@@ -31,14 +31,16 @@ def healthz() -> Alive:
 
 @router.get("/readyz", response_model=Ready, summary="Model loaded and index open", responses={503: {}})
 def readyz(resources: ResourcesDep) -> Ready:
-    documents, chunks = resources.store.counts()
+    """The model, and the default collection's counts (`GET /v1/collections` lists every collection's)."""
+    store = resources.collection().store
+    documents, chunks = store.counts()
     return Ready(
         model=resources.encoder.name,
         dimension=resources.encoder.dimension,
         documents=documents,
         chunks=chunks,
-        sections=resources.store.sections(),
-        vector_indexes={kind: spec.describe() for kind, spec in resources.store.vector_specs().items()},
+        sections=store.sections(),
+        vector_indexes={kind: spec.describe() for kind, spec in store.vector_specs().items()},
     )
 
 

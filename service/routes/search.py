@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from citeqa.collections import DEFAULT_COLLECTION
 from index.search import (
     DEFAULT_MODE,
     MAX_QUESTION_CHARS,
@@ -12,6 +13,7 @@ from index.search import (
     SearchResult,
 )
 from service.deps import ResourcesDep
+from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -26,6 +28,7 @@ class SearchRequest(BaseModel):
         default=5, ge=1, le=MAX_TOP_K, description=f"How many passages to return (1–{MAX_TOP_K})."
     )
     filters: SearchFilters = Field(default_factory=SearchFilters)
+    collection: CollectionName = DEFAULT_COLLECTION
     mode: SearchMode = Field(
         default=DEFAULT_MODE, description="hybrid (default: embeddings + keywords), dense or lexical."
     )
@@ -53,6 +56,6 @@ def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
     `citation.char_start`/`char_end` locate the passage exactly in the article's text
     (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
     """
-    return resources.searcher.search(
+    return resources.collection(request.collection).searcher.search(
         request.question, top_k=request.top_k, filters=request.filters, mode=request.mode
     )

@@ -165,7 +165,7 @@ def test_the_sample_pairs_cover_twenty_follow_ups_in_both_languages() -> None:
 def sample_resources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Resources]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("sample") / "index")
     resources = Resources.from_encoder(settings, FakeEncoder())
-    resources.indexer.ingest_paths([settings.sample_corpus])
+    resources.collection().indexer.ingest_paths([settings.sample_corpus])
     yield resources
     resources.close()
 
@@ -173,7 +173,7 @@ def sample_resources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Resou
 def test_context_finds_the_gold_article_of_many_more_follow_ups_with_the_fake_encoder(
     sample_resources: Resources,
 ) -> None:
-    figures = measure(sample_resources.searcher, FOLLOWUPS, k=5)
+    figures = measure(sample_resources.collection().searcher, FOLLOWUPS, k=5)
     # Measured with hybrid search (BM25 weight 0.5): alone 15/30 top-1 and 21/30 top-5; with context 24/30
     # and 24/30. The bigram encoder only sees shared characters, so a follow-up alone ("那华为呢？") has
     # little to match; keywords already find some articles by a name alone, so the gain shows at top 1.
@@ -182,7 +182,7 @@ def test_context_finds_the_gold_article_of_many_more_follow_ups_with_the_fake_en
 
 
 def test_context_changes_nothing_for_self_contained_questions(sample_resources: Resources) -> None:
-    figures = measure(sample_resources.searcher, NEW_TOPICS, k=5)
+    figures = measure(sample_resources.collection().searcher, NEW_TOPICS, k=5)
     assert figures.rewritten == 0
     assert (figures.context_top1, figures.context_topk) == (figures.alone_top1, figures.alone_topk)
 

@@ -26,7 +26,9 @@ ARTICLES = [
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "index", chunk_size=100, chunk_overlap=10)
     resources = Resources.from_encoder(settings, FakeEncoder())
-    resources.indexer.add([make_document(title, text, section) for title, text, section in ARTICLES])
+    resources.collection().indexer.add(
+        [make_document(title, text, section) for title, text, section in ARTICLES]
+    )
     with TestClient(create_app(settings, resources)) as test_client:
         yield test_client
     resources.close()

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from citeqa.errors import DocumentNotFound, InvalidQuestion
+from citeqa.errors import DocumentNotFound, InvalidCollectionName, InvalidQuestion
 from service import cli
 from service.cli import app
 
@@ -46,6 +46,9 @@ def test_the_commands_a_user_is_told_about_exist() -> None:
         "delete",
         "reindex",
         "model prepare",
+        "collections list",
+        "collections create",
+        "collections delete",
     }
     assert expected <= names
 
@@ -121,3 +124,21 @@ def test_a_blank_question_is_refused_before_the_model_loads(monkeypatch) -> None
     monkeypatch.setattr(cli.Resources, "load", load)
     result = CliRunner().invoke(app, ["search", "   "])
     assert isinstance(result.exception, InvalidQuestion)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["search", "芯片", "--collection", "../other"],
+        ["ingest", "data/sample", "--collection", "Reports 2020"],
+        ["documents", "-c", "a/b"],
+        ["collections", "create", "UPPER"],
+    ],
+)
+def test_a_bad_collection_name_is_refused_before_the_model_loads(monkeypatch, arguments: list[str]) -> None:
+    def load(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model was loaded for a bad collection name")
+
+    monkeypatch.setattr(cli.Resources, "load", load)
+    result = CliRunner().invoke(app, arguments)
+    assert isinstance(result.exception, InvalidCollectionName)

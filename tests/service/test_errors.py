@@ -125,7 +125,7 @@ def test_a_write_while_another_process_holds_the_write_lock_gets_a_409_index_loc
     client: TestClient, resources: Resources
 ) -> None:
     assert client.post("/v1/documents", files=_files(*ARTICLES)).status_code == 201
-    resources.store.lock_timeout_s = 0.3  # the product waits 30 s; the contract is the same
+    resources.collection().store.lock_timeout_s = 0.3  # the product waits 30 s; the contract is the same
     with write_lock_held_by_another_process(resources.settings.data_dir):
         upload = client.post("/v1/documents", files=_files(LATER))
         deletion = client.delete("/v1/documents/chips")
@@ -270,7 +270,7 @@ def _same_connection(responses: list[httpx.Response], server: LiveServer) -> boo
 def test_after_a_500_the_next_request_on_the_same_keep_alive_connection_gets_a_normal_answer(
     live_server: LiveServer, resources: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    search = resources.searcher.search
+    search = resources.collection().searcher.search
     failures = iter([RuntimeError(SECRET)])
 
     def failing_once(*args: Any, **kwargs: Any) -> Any:
@@ -278,7 +278,7 @@ def test_after_a_500_the_next_request_on_the_same_keep_alive_connection_gets_a_n
             raise failure
         return search(*args, **kwargs)
 
-    monkeypatch.setattr(resources.searcher, "search", failing_once)
+    monkeypatch.setattr(resources.collection().searcher, "search", failing_once)
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         failed = http.post("/v1/search", json=SEARCH)
         answered = http.post("/v1/search", json=SEARCH)
