@@ -101,6 +101,21 @@ class CollectionExists(CollectionError):
     """A collection with that name exists already."""
 
 
+# -- access -----------------------------------------------------------------------------------------
+
+
+class Unauthorized(CiteQAError):
+    """A call without a key, or with a key that does not exist, while keys are in use."""
+
+
+class Forbidden(CiteQAError):
+    """A key that does not grant the scope or the collection of a call, or a write from another origin."""
+
+
+class KeyManagementError(CiteQAError):
+    """A key name that cannot be used or does not exist, or an unreadable key file."""
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 
 

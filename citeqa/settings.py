@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     )
     max_upload_mb: int = Field(default=50, ge=1, description="Largest file accepted by POST /v1/documents.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    keys_file: Path | None = Field(
+        default=None,
+        description="The API key file (`citeqa keys create`); default: keys.json in CITEQA_DATA_DIR. With "
+        "at least one key in it, every /v1 call needs `Authorization: Bearer <key>`.",
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Let `citeqa serve` listen on a non-loopback address with no API key: anyone who "
+        "reaches the port may then read, upload and delete.",
+    )
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.json"
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> Settings:

@@ -15,6 +15,7 @@ from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
 from service.deps import collection_in_path
 from service.errors import install_error_handlers
+from service.keys import KeyStore
 from service.metrics import Metrics
 from service.routes import chat, collections, documents, health, search
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = KeyStore(settings.keys_path)
     # Error handling first: the metrics middleware then wraps it and counts the 500s it answers.
     install_error_handlers(app)
     app.state.metrics = Metrics()

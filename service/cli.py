@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from index.search import (
     check_question,
 )
 from index.store import IndexKind
+from service.keys import KeyStore, Scope
 from service.render import render_answer, render_passage
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Manage the embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 collections_app = typer.Typer(
     help="List, create and delete collections (named indexes).", no_args_is_help=True
 )
@@ -247,6 +251,13 @@ def serve(
     from service.app import create_app
 
     settings = get_settings()
+    bind = host or settings.host
+    if not _is_loopback(bind) and not KeyStore(settings.keys_path).enabled() and not settings.allow_anonymous:
+        raise CliError(
+            f"Refusing to listen on {bind} with no API key: anyone reaching the port could read, upload and "
+            "delete. Create a key first (`citeqa keys create --name NAME --scope admin`), or set "
+            "CITEQA_ALLOW_ANONYMOUS=true to serve without keys."
+        )
     with _resources(settings) as resources:
         default = resources.collection()
         if ingest_if_empty and default.store.counts()[0] == 0:
@@ -257,7 +268,7 @@ def serve(
             )
         uvicorn.run(
             create_app(settings, resources),
-            host=host or settings.host,
+            host=bind,
             port=port or settings.port,
             log_level=settings.log_level,
         )
@@ -387,6 +398,77 @@ def collections_delete(
     with _resources() as resources:
         resources.collections.delete(name)
     console.print(f"Deleted collection {name}.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A name to know the key by (and revoke it with).")],
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            "--scope",
+            help="read: search, chat, read documents; write: also upload and delete; admin: also "
+            "manage collections and read /metrics.",
+        ),
+    ] = "read",
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", help="Only this collection (repeatable); default: every collection."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print {name, key, scope, collections} as JSON.")
+    ] = False,
+) -> None:
+    """Create an API key and print it, once: only its hash is stored. Once a key exists, every /v1 call
+    needs `Authorization: Bearer <key>`."""
+    stored, key = KeyStore(get_settings().keys_path).create(name, scope, collection or [])
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {"name": stored.name, "key": key, "scope": stored.scope, "collections": stored.collections}
+            )
+        )
+        return
+    console.print(
+        f"Created key [bold]{escape(stored.name)}[/] ({stored.scope}, "
+        f"{', '.join(stored.collections) or 'every collection'}). It is shown only now:"
+    )
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the API keys (names, scopes and collections; never the keys)."""
+    keys = KeyStore(get_settings().keys_path).keys()
+    if json_output:
+        typer.echo(json.dumps([k.model_dump(mode="json", exclude={"sha256"}) for k in keys]))
+        return
+    table = Table(title=f"{len(keys)} API keys")
+    for column in ("name", "scope", "collections", "created"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(
+            k.name, k.scope, ", ".join(k.collections) or "all", k.created.isoformat(timespec="seconds")
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name (`citeqa keys list`).")]) -> None:
+    """Revoke an API key: calls with it are refused from now on, by running servers too."""
+    KeyStore(get_settings().keys_path).revoke(name)
+    console.print(f"Revoked key {name}.")
 
 
 @model_app.command("prepare")

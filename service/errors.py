@@ -17,10 +17,12 @@ from citeqa.errors import (
     CollectionNotFound,
     DocumentNotFound,
     EmbeddingModelError,
+    Forbidden,
     IndexLocked,
     IndexModelMismatch,
     InvalidCollectionName,
     NotReady,
+    Unauthorized,
     UploadRejected,
     UploadTooLarge,
 )
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 # The status of each error class; a class not listed takes that of its nearest listed ancestor.
 STATUS_OF: dict[type[CiteQAError], int] = {
     CiteQAError: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
     DocumentNotFound: 404,
     CollectionNotFound: 404,
     CollectionExists: 409,
@@ -99,7 +103,10 @@ class UnexpectedErrors:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CiteQAError)
     async def citeqa_error(_: Request, exc: CiteQAError) -> JSONResponse:
-        return error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
+        response = error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="citeqa"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

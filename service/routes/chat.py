@@ -9,7 +9,7 @@ from citeqa.collections import DEFAULT_COLLECTION
 from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
-from service.deps import ResourcesDep
+from service.deps import ReadGrant
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -73,7 +73,7 @@ class ChatResponse(BaseModel):
 
 
 @router.post("/chat", response_model=ChatResponse, summary="Answer the last question of a conversation")
-def chat(request: ChatRequest, resources: ResourcesDep) -> ChatResponse:
+def chat(request: ChatRequest, grant: ReadGrant) -> ChatResponse:
     """Search for the last user message, read in the context of the user messages before it.
 
     A follow-up such as "那华为呢？" or "and Apple?" after "小米第三季度智能手机销量是多少？" is searched as
@@ -81,7 +81,7 @@ def chat(request: ChatRequest, resources: ResourcesDep) -> ChatResponse:
     are accepted so that a client can send its whole transcript, but they do not change the query.
     """
     built = retrieval_query([m.content for m in request.messages if m.role == "user"])
-    result = resources.collection(request.collection).searcher.search(
+    result = grant.collection(request.collection).searcher.search(
         built.query, top_k=request.top_k, filters=request.filters
     )
     return ChatResponse(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
 from citeqa.collections import COLLECTION_NAME_PATTERN, COLLECTION_NAME_RULE, Collection
-from service.deps import ResourcesDep
+from service.deps import AdminGrant, ReadGrant, ResourcesDep
 
 CollectionName = Annotated[
     str,
@@ -50,10 +50,10 @@ def _info(collection: Collection) -> CollectionInfo:
 
 
 @router.get("", response_model=CollectionList, summary="Every collection, with its counts")
-def list_collections(resources: ResourcesDep) -> CollectionList:
-    return CollectionList(
-        collections=[_info(resources.collection(name)) for name in resources.collections.names()]
-    )
+def list_collections(resources: ResourcesDep, grant: ReadGrant) -> CollectionList:
+    """The collections the caller's key reaches (all of them while no key exists)."""
+    names = [name for name in resources.collections.names() if grant.allows(name)]
+    return CollectionList(collections=[_info(resources.collection(name)) for name in names])
 
 
 @router.post(
@@ -62,15 +62,17 @@ def list_collections(resources: ResourcesDep) -> CollectionList:
     status_code=status.HTTP_201_CREATED,
     summary="Create an empty collection",
 )
-def create_collection(body: NewCollection, resources: ResourcesDep) -> CollectionInfo:
+def create_collection(body: NewCollection, resources: ResourcesDep, grant: AdminGrant) -> CollectionInfo:
     """Add documents to it with `POST /v1/collections/{name}/documents`; search it with `"collection"` in
     the body of `POST /v1/search` or `/v1/chat`."""
+    grant.check(body.name)
     return _info(resources.collections.create(body.name))
 
 
 @router.delete("/{name}", response_model=DeletedCollection, summary="Delete a collection and its documents")
 def delete_collection(
-    name: Annotated[str, Path(pattern=COLLECTION_NAME_PATTERN)], resources: ResourcesDep
+    name: Annotated[str, Path(pattern=COLLECTION_NAME_PATTERN)], resources: ResourcesDep, grant: AdminGrant
 ) -> DeletedCollection:
+    grant.check(name)
     resources.collections.delete(name)
     return DeletedCollection(name=name)

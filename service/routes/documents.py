@@ -8,7 +8,7 @@ from index.documents import Document
 from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
-from service.deps import CollectionDep, ResourcesDep
+from service.deps import PathCollection, ReadGrant, WriteGrant
 
 # Mounted twice (service/app.py): at /v1/documents for the default collection, and under
 # /v1/collections/{collection} for any.
@@ -26,15 +26,15 @@ class DeletedDocument(BaseModel):
 
 
 @router.get("", response_model=DocumentList, summary="All indexed documents")
-def list_documents(collection: CollectionDep) -> DocumentList:
-    documents = collection.store.list_documents()
+def list_documents(name: PathCollection, grant: ReadGrant) -> DocumentList:
+    documents = grant.collection(name).store.list_documents()
     return DocumentList(documents=documents, total=len(documents))
 
 
 @router.get("/{doc_id}", response_model=Document, summary="One document: full text and metadata")
-def get_document(doc_id: str, collection: CollectionDep) -> Document:
+def get_document(doc_id: str, name: PathCollection, grant: ReadGrant) -> Document:
     """The full text that citations point into, with the page map (`page_map[i]` starts at `char_start`)."""
-    return collection.store.get_document(doc_id)
+    return grant.collection(name).store.get_document(doc_id)
 
 
 @router.post(
@@ -43,18 +43,18 @@ def get_document(doc_id: str, collection: CollectionDep) -> Document:
     status_code=status.HTTP_201_CREATED,
     summary="Upload files to index",
 )
-def upload_documents(
-    files: list[UploadFile], resources: ResourcesDep, collection: CollectionDep
-) -> IngestReport:
+def upload_documents(files: list[UploadFile], name: PathCollection, grant: WriteGrant) -> IngestReport:
     """Index uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split
     into its articles). A document with the same id as an indexed one replaces it."""
-    limit = resources.settings.max_upload_mb * 1024 * 1024
+    collection = grant.collection(name)
+    settings = grant.request.app.state.settings
+    limit = settings.max_upload_mb * 1024 * 1024
     documents, problems = [], []
     for upload in files:
         data = upload.file.read(limit + 1)
         if len(data) > limit:
             raise UploadTooLarge(
-                f"{upload.filename} is larger than {resources.settings.max_upload_mb} MB "
+                f"{upload.filename} is larger than {settings.max_upload_mb} MB "
                 "(CITEQA_MAX_UPLOAD_MB); split it or raise the limit."
             )
         result = read_upload(upload.filename or "upload.txt", data)
@@ -70,6 +70,6 @@ def upload_documents(
 
 
 @router.delete("/{doc_id}", response_model=DeletedDocument, summary="Remove a document and its vectors")
-def delete_document(doc_id: str, collection: CollectionDep) -> DeletedDocument:
-    collection.store.delete(doc_id)
+def delete_document(doc_id: str, name: PathCollection, grant: WriteGrant) -> DeletedDocument:
+    grant.collection(name).store.delete(doc_id)
     return DeletedDocument(doc_id=doc_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from service.deps import ResourcesDep
+from service.deps import AdminGrant, ResourcesDep
 
 router = APIRouter(tags=["health"])
 
@@ -45,5 +45,6 @@ def readyz(resources: ResourcesDep) -> Ready:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, _: AdminGrant) -> Response:
+    """Prometheus metrics; with API keys in use, an admin key's."""
     return request.app.state.metrics.response()

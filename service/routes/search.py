@@ -12,7 +12,7 @@ from index.search import (
     SearchMode,
     SearchResult,
 )
-from service.deps import ResourcesDep
+from service.deps import ReadGrant
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -48,7 +48,7 @@ class SearchRequest(BaseModel):
 
 
 @router.post("/search", response_model=SearchResult, summary="Ranked passages that answer a question")
-def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
+def search(request: SearchRequest, grant: ReadGrant) -> SearchResult:
     """Embed the question, search the index and return the top passages, each with its citation,
     the sentence that best answers (`answer`, and `highlight` within each passage), and
     `answerable: false` when nothing in the index seems to answer.
@@ -56,6 +56,6 @@ def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
     `citation.char_start`/`char_end` locate the passage exactly in the article's text
     (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
     """
-    return resources.collection(request.collection).searcher.search(
+    return grant.collection(request.collection).searcher.search(
         request.question, top_k=request.top_k, filters=request.filters, mode=request.mode
     )
