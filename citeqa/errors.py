@@ -66,6 +66,14 @@ class UploadTooLarge(CiteQAError):
     """An uploaded file is larger than CITEQA_MAX_UPLOAD_MB."""
 
 
+class JobNotFound(CiteQAError):
+    """No ingest job has the given id."""
+
+
+class JobQueueFull(CiteQAError):
+    """As many ingest jobs wait as the server queues (CITEQA_MAX_QUEUED_JOBS)."""
+
+
 class IndexStoreError(CiteQAError):
     """About the index and the documents in it."""
 

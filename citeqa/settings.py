@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         description="The bundled sample report (`make run` indexes it into an empty index).",
     )
     max_upload_mb: int = Field(default=50, ge=1, description="Largest file accepted by POST /v1/documents.")
+    max_queued_jobs: int = Field(
+        default=16, ge=1, description="Ingest jobs that may wait or run at once; more get a 429."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     keys_file: Path | None = Field(
         default=None,

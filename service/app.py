@@ -15,9 +15,10 @@ from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
 from service.deps import collection_in_path
 from service.errors import install_error_handlers
+from service.jobs import JOBS_FOLDER, JobQueue
 from service.keys import KeyStore
 from service.metrics import Metrics
-from service.routes import chat, collections, documents, health, search
+from service.routes import chat, collections, documents, health, jobs, search
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +39,20 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        app.state.resources = resources or await run_in_threadpool(Resources.load, settings)
-        logger.info("CiteQA ready: model %s", app.state.resources.encoder.name)
+        loaded = resources or await run_in_threadpool(Resources.load, settings)
+        app.state.jobs = JobQueue(
+            settings.data_dir / JOBS_FOLDER, loaded.collections.get, max_queued=settings.max_queued_jobs
+        )
+        app.state.jobs.start()
+        app.state.resources = loaded
+        logger.info("CiteQA ready: model %s", loaded.encoder.name)
         try:
             yield
         finally:
+            # The running job stops at its next batch of texts, and resumes at the next start.
+            await run_in_threadpool(app.state.jobs.stop)
             if owned:
-                app.state.resources.close()
+                loaded.close()
 
     app = FastAPI(
         title="CiteQA",
@@ -60,6 +68,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.state.metrics.install(app)
     app.include_router(search.router)
     app.include_router(collections.router)
+    app.include_router(jobs.router)
     app.include_router(documents.router, prefix="/v1")
     app.include_router(
         documents.router, prefix="/v1/collections/{collection}", dependencies=[Depends(collection_in_path)]

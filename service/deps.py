@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from citeqa.collections import COLLECTION_NAME_PATTERN, DEFAULT_COLLECTION, Collection
 from citeqa.errors import NotReady, Unauthorized
 from citeqa.wiring import Resources
+from service.jobs import JobQueue
 from service.keys import ApiKey, KeyStore, Scope
 
 
@@ -22,6 +23,14 @@ def get_resources(request: Request) -> Resources:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_jobs(request: Request) -> JobQueue:
+    get_resources(request)  # the queue starts once the resources are loaded
+    return request.app.state.jobs
+
+
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 
 bearer = HTTPBearer(
     auto_error=False,

@@ -21,11 +21,14 @@ from citeqa.errors import (
     IndexLocked,
     IndexModelMismatch,
     InvalidCollectionName,
+    JobNotFound,
+    JobQueueFull,
     NotReady,
     Unauthorized,
     UploadRejected,
     UploadTooLarge,
 )
+from service.jobs import RETRY_AFTER_S
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ STATUS_OF: dict[type[CiteQAError], int] = {
     IndexLocked: 409,
     IndexModelMismatch: 409,
     UploadTooLarge: 413,
+    JobNotFound: 404,
+    JobQueueFull: 429,
     UploadRejected: 422,
     EmbeddingModelError: 500,
     NotReady: 503,
@@ -106,6 +111,8 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="citeqa"'
+        if isinstance(exc, JobQueueFull):
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from citeqa.collections import check_collection_name
 from citeqa.errors import Forbidden, KeyManagementError
+from service.files import write_atomically
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -144,13 +144,5 @@ class KeyStore:
         return self._loaded[1]
 
     def _write(self, content: KeyFile) -> None:
-        # A new file renamed over the old one: a reader sees the old keys or the new ones, never half.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(content.model_dump_json(indent=2))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        write_atomically(self.path, content.model_dump_json(indent=2), mode=0o600)
         self._loaded = (None, content)

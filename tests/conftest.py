@@ -87,6 +87,39 @@ class RunningServer:
     env: dict[str, str]
 
 
+def start_server(
+    args: list[str], env: dict[str, str], log_path: Path, timeout_s: float = 600
+) -> subprocess.Popen:
+    """`citeqa serve ARGS` in a child process, once its /readyz answers 200 (the test fails otherwise)."""
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(
+            citeqa_command("serve", *args), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+        )
+    url = f"http://127.0.0.1:{env['CITEQA_PORT']}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"citeqa serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"citeqa serve not ready after {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop it as Ctrl-C does (a kill if it does not end within 20 s)."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """`citeqa serve` as a user starts it: real model, the bundled sample indexed, a real port."""
@@ -97,32 +130,8 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
         "CITEQA_PORT": str(port),
     }
     log_path = tmp_path_factory.mktemp("server-log") / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            citeqa_command("serve", "--ingest-if-empty", str(SAMPLE_REPORT.parent)),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
+    process = start_server(["--ingest-if-empty", str(SAMPLE_REPORT.parent)], env, log_path)
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"citeqa serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"citeqa serve not ready after 600 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield RunningServer(url=url, env=env)
+        yield RunningServer(url=f"http://127.0.0.1:{port}", env=env)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)

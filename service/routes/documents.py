@@ -5,10 +5,10 @@ from pydantic import BaseModel
 
 from citeqa.errors import UploadRejected, UploadTooLarge
 from index.documents import Document
-from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
-from service.deps import PathCollection, ReadGrant, WriteGrant
+from service.deps import JobsDep, PathCollection, ReadGrant, WriteGrant
+from service.jobs import Job
 
 # Mounted twice (service/app.py): at /v1/documents for the default collection, and under
 # /v1/collections/{collection} for any.
@@ -39,14 +39,15 @@ def get_document(doc_id: str, name: PathCollection, grant: ReadGrant) -> Documen
 
 @router.post(
     "",
-    response_model=IngestReport,
-    status_code=status.HTTP_201_CREATED,
-    summary="Upload files to index",
+    response_model=Job,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload files to index, in the background",
 )
-def upload_documents(files: list[UploadFile], name: PathCollection, grant: WriteGrant) -> IngestReport:
-    """Index uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split
-    into its articles). A document with the same id as an indexed one replaces it."""
-    collection = grant.collection(name)
+def upload_documents(files: list[UploadFile], name: PathCollection, grant: WriteGrant, queue: JobsDep) -> Job:
+    """Read uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split into its
+    articles) and queue them for indexing: the answer is the job (`GET /v1/jobs/{id}` follows it). A
+    document with the same id as an indexed one replaces it; an unchanged one is skipped."""
+    grant.collection(name)  # a missing collection is a 404 now, not a failed job later
     settings = grant.request.app.state.settings
     limit = settings.max_upload_mb * 1024 * 1024
     documents, problems = [], []
@@ -66,7 +67,7 @@ def upload_documents(files: list[UploadFile], name: PathCollection, grant: Write
             f"{', '.join(sorted(SUPPORTED_EXTENSIONS))} as UTF-8 text (or PDF).",
             details=[problem.model_dump() for problem in problems],
         )
-    return IngestReport(documents=collection.indexer.add(documents), problems=problems)
+    return queue.submit(name, [upload.filename or "upload.txt" for upload in files], documents, problems)
 
 
 @router.delete("/{doc_id}", response_model=DeletedDocument, summary="Remove a document and its vectors")

@@ -13,6 +13,7 @@ from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
 from tests.fakes import FakeEncoder
+from tests.service.uploads import upload
 
 ARTICLES = [
     {
@@ -46,8 +47,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     resources.close()
 
 
+def _files(name: str, content: bytes) -> list:
+    return [("files", (name, content, "application/octet-stream"))]
+
+
 def _upload(client: TestClient, name: str, content: bytes):
-    return client.post("/v1/documents", files=[("files", (name, content, "application/octet-stream"))])
+    return client.post("/v1/documents", files=_files(name, content))
 
 
 def _jsonl(articles: list[dict]) -> bytes:
@@ -55,9 +60,10 @@ def _jsonl(articles: list[dict]) -> bytes:
 
 
 def test_uploaded_articles_are_searchable_with_citations(client: TestClient) -> None:
-    uploaded = _upload(client, "articles.jsonl", _jsonl(ARTICLES))
-    assert uploaded.status_code == 201
-    assert [d["status"] for d in uploaded.json()["documents"]] == ["added", "added"]
+    job = upload(client, _files("articles.jsonl", _jsonl(ARTICLES)))
+    assert job["status"] == "done" and job["files"] == ["articles.jsonl"]
+    assert [d["status"] for d in job["documents"]] == ["added", "added"]
+    assert job["texts_embedded"] == job["texts_total"] > 0
 
     response = client.post("/v1/search", json={"question": "晶圆代工产能紧张吗？", "top_k": 1})
     assert response.status_code == 200
@@ -83,7 +89,7 @@ def test_uploaded_articles_are_searchable_with_citations(client: TestClient) -> 
 
 
 def test_documents_are_listed_and_deleted(client: TestClient) -> None:
-    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    upload(client, _files("articles.jsonl", _jsonl(ARTICLES)))
     listed = client.get("/v1/documents").json()
     assert listed["total"] == 2
     assert {d["title"] for d in listed["documents"]} == {"云服务市场驾云腾飞", "晶圆代工吃紧"}
@@ -96,7 +102,7 @@ def test_documents_are_listed_and_deleted(client: TestClient) -> None:
 
 
 def test_filters_limit_search_to_a_section(client: TestClient) -> None:
-    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    upload(client, _files("articles.jsonl", _jsonl(ARTICLES)))
     body = client.post(
         "/v1/search", json={"question": "市场", "top_k": 5, "filters": {"sections": ["产业环境"]}}
     ).json()
@@ -105,7 +111,7 @@ def test_filters_limit_search_to_a_section(client: TestClient) -> None:
 
 def test_health_and_readiness_report_the_index(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    upload(client, _files("articles.jsonl", _jsonl(ARTICLES)))
     ready = client.get("/readyz").json()
     assert ready == {
         "status": "ready",
@@ -171,6 +177,17 @@ def test_an_upload_over_the_size_limit_is_rejected(client: TestClient) -> None:
 
 def test_an_upload_without_files_is_a_422(client: TestClient) -> None:
     assert client.post("/v1/documents").status_code == 422
+
+
+def test_an_upload_is_answered_at_once_with_a_job_that_says_what_it_did(client: TestClient) -> None:
+    response = _upload(client, "articles.jsonl", _jsonl(ARTICLES))
+    assert response.status_code == 202
+    queued = response.json()
+    assert queued["status"] in ("queued", "running", "done") and queued["collection"] == "default"
+    done = upload(client, _files("articles.jsonl", _jsonl(ARTICLES)))  # the same file again
+    assert [d["status"] for d in done["documents"]] == ["unchanged", "unchanged"]
+    missing = client.get("/v1/jobs/nope")
+    assert (missing.status_code, missing.json()["error"]) == (404, "JobNotFound")
 
 
 def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:

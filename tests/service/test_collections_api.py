@@ -13,6 +13,7 @@ from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
 from tests.fakes import FakeEncoder
+from tests.service.uploads import upload
 
 CHIPS = {
     "title": "晶圆代工吃紧",
@@ -38,9 +39,9 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     resources.close()
 
 
-def _upload(client: TestClient, path: str, article: dict):
+def _upload(client: TestClient, path: str, article: dict) -> dict:
     content = json.dumps(article, ensure_ascii=False).encode()
-    return client.post(path, files=[("files", ("a.jsonl", content, "application/octet-stream"))])
+    return upload(client, [("files", ("a.jsonl", content, "application/octet-stream"))], path)
 
 
 def test_a_new_data_folder_has_the_default_collection_only(client: TestClient) -> None:
@@ -53,8 +54,8 @@ def test_a_new_data_folder_has_the_default_collection_only(client: TestClient) -
 
 def test_documents_go_to_the_collection_their_path_names(client: TestClient) -> None:
     assert client.post("/v1/collections", json={"name": "reports"}).status_code == 201
-    assert _upload(client, "/v1/collections/reports/documents", CHIPS).status_code == 201
-    assert _upload(client, "/v1/documents", CLOUD).status_code == 201
+    assert _upload(client, "/v1/collections/reports/documents", CHIPS)["collection"] == "reports"
+    assert _upload(client, "/v1/documents", CLOUD)["collection"] == "default"
 
     listed = {c["name"]: c for c in client.get("/v1/collections").json()["collections"]}
     assert (listed["reports"]["documents"], listed["reports"]["sections"]) == (1, ["技术情报"])

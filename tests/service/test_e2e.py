@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT, TEST_DATA, RunningServer, citeqa_command
+from tests.service.uploads import upload
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
 
@@ -117,15 +118,14 @@ def test_an_uploaded_article_is_searchable_and_deletable(real_server: RunningSer
         "section": "测试",
     }
     question = "杭州地铁七号线采用了什么通信技术？"
-    uploaded = httpx.post(
-        f"{real_server.url}/v1/documents",
-        files=[
-            ("files", ("upload.jsonl", json.dumps(article, ensure_ascii=False).encode(), "application/json"))
-        ],
-        timeout=60,
-    )
     try:
-        assert uploaded.status_code == 201, uploaded.text
+        with httpx.Client(base_url=real_server.url, timeout=60) as http:
+            files = [
+                ("files", ("upload.jsonl", json.dumps(article, ensure_ascii=False).encode(), "text/plain"))
+            ]
+            job = upload(http, files)
+        assert job["status"] == "done", job
+        assert [d["doc_id"] for d in job["documents"]] == ["e2e-upload"]
         assert _search(real_server, question, top_k=1)["passages"][0]["citation"]["doc_id"] == "e2e-upload"
     finally:
         # Other tests expect the bundled sample alone, whatever happened above.

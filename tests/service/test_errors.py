@@ -38,6 +38,7 @@ from service.app import create_app
 from service.errors import INTERNAL_ERROR_MESSAGE
 from tests.conftest import free_port
 from tests.fakes import FakeEncoder
+from tests.service.uploads import upload
 
 ARTICLES = [
     {
@@ -124,21 +125,22 @@ def write_lock_held_by_another_process(index_dir: Path) -> Iterator[None]:
 def test_a_write_while_another_process_holds_the_write_lock_gets_a_409_index_locked(
     client: TestClient, resources: Resources
 ) -> None:
-    assert client.post("/v1/documents", files=_files(*ARTICLES)).status_code == 201
+    assert upload(client, _files(*ARTICLES))["status"] == "done"
     resources.collection().store.lock_timeout_s = 0.3  # the product waits 30 s; the contract is the same
     with write_lock_held_by_another_process(resources.settings.data_dir):
-        upload = client.post("/v1/documents", files=_files(LATER))
+        job = upload(client, _files(LATER))
         deletion = client.delete("/v1/documents/chips")
         search = client.post("/v1/search", json=SEARCH)
-    for refused in (upload, deletion):
-        assert refused.status_code == 409
-        body = refused.json()
-        assert body == {"error": "IndexLocked", "message": body["message"], "details": []}
-        assert "Another process is writing to the index" in body["message"]
-        assert "try again" in body["message"]
+    assert deletion.status_code == 409
+    body = deletion.json()
+    assert body == {"error": "IndexLocked", "message": body["message"], "details": []}
+    # An upload is a background job: the job fails, with the same message.
+    assert job["status"] == "failed" and job["error"] == body["message"]
+    assert "Another process is writing to the index" in body["message"]
+    assert "try again" in body["message"]
     assert search.status_code == 200  # reading needs no write lock
     # Once the other process is done, the same writes go through.
-    assert client.post("/v1/documents", files=_files(LATER)).status_code == 201
+    assert upload(client, _files(LATER))["status"] == "done"
     assert client.delete("/v1/documents/chips").status_code == 200
     assert {d["doc_id"] for d in client.get("/v1/documents").json()["documents"]} == {"cloud", "jiuzhang"}
 
@@ -161,20 +163,21 @@ def test_after_another_process_reindexes_with_another_model_writes_and_searches_
     client: TestClient, resources: Resources, dimension: int
 ) -> None:
     # Same dimension is the dangerous case: nothing would fail, vectors of two models would just be mixed.
-    assert client.post("/v1/documents", files=_files(*ARTICLES)).status_code == 201
+    assert upload(client, _files(*ARTICLES))["status"] == "done"
     _reindex_with_another_model(resources.settings.data_dir, dimension)
 
-    upload = client.post("/v1/documents", files=_files(LATER))
+    job = upload(client, _files(LATER))
     deletion = client.delete("/v1/documents/chips")
     search = client.post("/v1/search", json=SEARCH)
-    for refused in (upload, deletion, search):
+    assert job["status"] == "failed" and job["error"] == deletion.json()["message"]
+    for refused in (deletion, search):
         assert refused.status_code == 409
         body = refused.json()
         assert body == {"error": "IndexModelMismatch", "message": body["message"], "details": []}
         assert "re-embedded by another process with model 'another-model'" in body["message"]
         assert "Restart CiteQA" in body["message"]
         assert "citeqa reindex" in body["message"]
-    assert "No document was written or deleted" in upload.json()["message"]
+    assert "No document was written or deleted" in job["error"]
     assert "Nothing was searched" in search.json()["message"]
 
     # Nothing of the server's model reached the index: it is all the other model's, as reindexed.
@@ -303,15 +306,15 @@ def test_a_write_transaction_failing_midway_leaves_the_connection_and_the_index_
 
     monkeypatch.setattr(IndexStore, "_write_documents", failing_after_writing_once)
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        failed = http.post("/v1/documents", files=_files(LATER))
+        failed = upload(http, _files(LATER))
         listed_after_failure = http.get("/v1/documents")
-        uploaded = http.post("/v1/documents", files=_files(*ARTICLES))
+        uploaded = upload(http, _files(*ARTICLES))
         searched = http.post("/v1/search", json=SEARCH)
-    assert failed.status_code == 500
-    assert failed.json() == INTERNAL_ERROR
+    # The job tells the generic message, and nothing of the exception.
+    assert failed["status"] == "failed" and failed["error"] == INTERNAL_ERROR_MESSAGE
     assert listed_after_failure.json()["total"] == 0  # the failed transaction left nothing behind
-    assert uploaded.status_code == 201
+    assert uploaded["status"] == "done"
     assert searched.status_code == 200
     assert searched.json()["passages"][0]["citation"]["doc_id"] == "chips"
     assert {p["citation"]["doc_id"] for p in searched.json()["passages"]} == {"cloud", "chips"}
-    assert _same_connection([failed, listed_after_failure, uploaded, searched], live_server)
+    assert _same_connection([listed_after_failure, searched], live_server)

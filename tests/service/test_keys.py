@@ -20,6 +20,7 @@ from service.app import create_app
 from service.cli import app as cli_app
 from service.keys import KeyStore
 from tests.fakes import FakeEncoder
+from tests.service.uploads import upload
 
 ARTICLE = {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，手机芯片供不应求。", "doc_id": "chips"}
 
@@ -78,9 +79,12 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def _files() -> list:
+    return [("files", ("a.jsonl", json.dumps(ARTICLE, ensure_ascii=False).encode(), "text/plain"))]
+
+
 def _upload(client: TestClient, path: str, key: str):
-    content = json.dumps(ARTICLE, ensure_ascii=False).encode()
-    return client.post(path, files=[("files", ("a.jsonl", content, "text/plain"))], headers=_bearer(key))
+    return client.post(path, files=_files(), headers=_bearer(key))
 
 
 def test_without_keys_the_api_is_open(client: TestClient) -> None:
@@ -114,7 +118,7 @@ def test_each_scope_grants_what_the_lower_ones_do_and_no_more(client: TestClient
     assert (refused.status_code, refused.json()["error"]) == (403, "Forbidden")
     assert "needs 'write'" in refused.json()["message"]
 
-    assert _upload(client, "/v1/documents", write).status_code == 201
+    assert upload(client, _files(), headers=_bearer(write))["status"] == "done"
     assert client.delete("/v1/documents/chips", headers=_bearer(write)).status_code == 200
     assert client.post("/v1/collections", json={"name": "notes"}, headers=_bearer(write)).status_code == 403
     assert client.get("/metrics", headers=_bearer(write)).status_code == 403
@@ -130,7 +134,10 @@ def test_a_key_for_some_collections_reaches_no_other(client: TestClient, setting
     client.post("/v1/collections", json={"name": "reports"}, headers=_bearer(admin))
     reports = keys.create("analyst", "write", ["reports"])[1]
 
-    assert _upload(client, "/v1/collections/reports/documents", reports).status_code == 201
+    assert (
+        upload(client, _files(), "/v1/collections/reports/documents", headers=_bearer(reports))["status"]
+        == "done"
+    )
     assert _upload(client, "/v1/documents", reports).status_code == 403
     body = {"question": "晶圆代工", "collection": "reports"}
     assert client.post("/v1/search", json=body, headers=_bearer(reports)).status_code == 200

@@ -1,0 +1,19 @@
+"""Ingest jobs: what an upload is doing, or did."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import JobsDep, ReadGrant
+from service.jobs import Job
+
+router = APIRouter(prefix="/v1/jobs", tags=["documents"])
+
+
+@router.get("/{job_id}", response_model=Job, summary="An ingest job's status and progress")
+def get_job(job_id: str, grant: ReadGrant, queue: JobsDep) -> Job:
+    """`status` goes queued → running → done (or failed, with `error`); `texts_embedded` of `texts_total`
+    measure its progress; once done, `documents` says which were added, updated or unchanged."""
+    job = queue.get(job_id)
+    grant.check(job.collection)
+    return job
