@@ -62,8 +62,22 @@ class UploadRejected(CiteQAError):
     """An uploaded file held no article that could be read."""
 
 
-class UploadTooLarge(CiteQAError):
-    """An uploaded file is larger than CITEQA_MAX_UPLOAD_MB."""
+class RequestTooLarge(CiteQAError):
+    """A request body larger than the server accepts (CITEQA_MAX_REQUEST_KB)."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None, *, limit: int = 0) -> None:
+        super().__init__(message, details)
+        self.limit = limit
+        """The limit passed, in bytes (0 where the limit is not one of bytes)."""
+
+
+class UploadTooLarge(RequestTooLarge):
+    """An upload larger than CITEQA_MAX_UPLOAD_MB, with more files than CITEQA_MAX_UPLOAD_FILES, or an article
+    longer than CITEQA_MAX_ARTICLE_CHARS."""
+
+
+class TooManyFilterValues(CiteQAError):
+    """A search filter lists more values than CITEQA_MAX_FILTER_VALUES."""
 
 
 class JobNotFound(CiteQAError):

@@ -71,7 +71,17 @@ class Settings(BaseSettings):
         default=SAMPLE_CORPUS,
         description="The bundled sample report (`make run` indexes it into an empty index).",
     )
-    max_upload_mb: int = Field(default=50, ge=1, description="Largest file accepted by POST /v1/documents.")
+    max_upload_mb: int = Field(
+        default=50, ge=1, description="Largest upload (all its files) accepted by POST .../documents, in MB."
+    )
+    max_upload_files: int = Field(default=100, ge=1, description="Most files in one upload.")
+    max_article_chars: int = Field(
+        default=500_000, ge=1000, description="Longest article an upload may hold, in characters."
+    )
+    max_request_kb: int = Field(default=256, ge=1, description="Largest JSON request body, in KB.")
+    max_filter_values: int = Field(
+        default=1000, ge=1, description="Most values in one search filter (sections or doc_ids)."
+    )
     max_queued_jobs: int = Field(
         default=16, ge=1, description="Ingest jobs that may wait or run at once; more get a 429."
     )

@@ -30,7 +30,7 @@ from index.lexical import Keywords
 from index.storage.documents import ChunkHit
 from index.storage.keywords import KeywordTop
 from index.store import IndexStore
-from index.text import is_cjk, terms
+from index.text import is_cjk, question_terms, terms
 from index.translation import QueryTranslator
 from index.vectors import TextEncoder
 
@@ -108,7 +108,9 @@ class SearchResult(BaseModel):
     question: str
     mode: SearchMode = DEFAULT_MODE
     answerable: bool = Field(
-        default=True, description="False when no passage is similar enough to the question to hold an answer."
+        default=True,
+        description="False when no passage is similar enough to the question to hold an answer, or when the "
+        "question holds no content word (`?`, `the`, an emoji): similarity to nothing in particular is no answer.",
     )
     confidence: float = Field(
         default=0.0,
@@ -277,7 +279,11 @@ class Searcher:
             for rank, ((_, hit), sentence_id) in enumerate(zip(kept, sentence_ids, strict=True), start=1)
         ]
         confidence = self._confidence(self._relevance(scores), kept[0][0]) if kept else 0.0
-        answerable = bool(kept) and confidence >= self.weights.answerable_threshold(question)
+        answerable = (
+            bool(kept)
+            and bool(question_terms(question))
+            and confidence >= self.weights.answerable_threshold(question)
+        )
         took_ms = (time.perf_counter() - started) * 1000
         return SearchResult(
             question=question,

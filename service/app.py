@@ -17,6 +17,7 @@ from service.deps import collection_in_path
 from service.errors import install_error_handlers
 from service.jobs import JOBS_FOLDER, JobQueue
 from service.keys import KeyStore
+from service.limits import BodyLimit
 from service.metrics import Metrics
 from service.routes import chat, collections, documents, health, jobs, search
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     install_error_handlers(app)
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
+    app.add_middleware(BodyLimit, settings=settings)
     app.include_router(search.router)
     app.include_router(collections.router)
     app.include_router(jobs.router)

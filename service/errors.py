@@ -24,9 +24,10 @@ from citeqa.errors import (
     JobNotFound,
     JobQueueFull,
     NotReady,
+    RequestTooLarge,
+    TooManyFilterValues,
     Unauthorized,
     UploadRejected,
-    UploadTooLarge,
 )
 from service.jobs import RETRY_AFTER_S
 
@@ -43,7 +44,8 @@ STATUS_OF: dict[type[CiteQAError], int] = {
     InvalidCollectionName: 422,
     IndexLocked: 409,
     IndexModelMismatch: 409,
-    UploadTooLarge: 413,
+    RequestTooLarge: 413,
+    TooManyFilterValues: 422,
     JobNotFound: 404,
     JobQueueFull: 429,
     UploadRejected: 422,

@@ -324,12 +324,13 @@ class DocumentStore:
         """Ids (ascending) of the chunks of documents in any of `sections` and any of `doc_ids` (an empty
         list: no restriction by it)."""
         clauses, params = [], []
+        # One JSON parameter per list: SQLite caps bound parameters (32,766), not the length of a value.
         if sections:
-            clauses.append(f"d.section IN ({','.join('?' * len(sections))})")
-            params.extend(sections)
+            clauses.append("d.section IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(sections)))
         if doc_ids:
-            clauses.append(f"d.doc_id IN ({','.join('?' * len(doc_ids))})")
-            params.extend(doc_ids)
+            clauses.append("d.doc_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(doc_ids)))
         rows = self.connection.execute(
             "SELECT c.id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")

@@ -10,6 +10,7 @@ from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
 from service.deps import ReadGrant
+from service.limits import check_filters
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -80,6 +81,7 @@ def chat(request: ChatRequest, grant: ReadGrant) -> ChatResponse:
     "华为第三季度智能手机销量是多少？" (rules, no language model: see `index/followups.py`). Assistant messages
     are accepted so that a client can send its whole transcript, but they do not change the query.
     """
+    check_filters(request.filters, grant.request.app.state.settings)
     built = retrieval_query([m.content for m in request.messages if m.role == "user"])
     result = grant.collection(request.collection).searcher.search(
         built.query, top_k=request.top_k, filters=request.filters

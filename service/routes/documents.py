@@ -3,12 +3,13 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from pydantic import BaseModel
 
-from citeqa.errors import UploadRejected, UploadTooLarge
+from citeqa.errors import UploadRejected
 from index.documents import Document
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
 from service.deps import JobsDep, PathCollection, ReadGrant, WriteGrant
 from service.jobs import Job
+from service.limits import check_articles, check_file_count
 
 # Mounted twice (service/app.py): at /v1/documents for the default collection, and under
 # /v1/collections/{collection} for any.
@@ -49,15 +50,10 @@ def upload_documents(files: list[UploadFile], name: PathCollection, grant: Write
     document with the same id as an indexed one replaces it; an unchanged one is skipped."""
     grant.collection(name)  # a missing collection is a 404 now, not a failed job later
     settings = grant.request.app.state.settings
-    limit = settings.max_upload_mb * 1024 * 1024
+    check_file_count(len(files), settings)
     documents, problems = [], []
     for upload in files:
-        data = upload.file.read(limit + 1)
-        if len(data) > limit:
-            raise UploadTooLarge(
-                f"{upload.filename} is larger than {settings.max_upload_mb} MB "
-                "(CITEQA_MAX_UPLOAD_MB); split it or raise the limit."
-            )
+        data = upload.file.read()  # the whole body's size is bounded as it streams in (service.limits)
         result = read_upload(upload.filename or "upload.txt", data)
         documents.extend(result.documents)
         problems.extend(result.problems)
@@ -67,6 +63,7 @@ def upload_documents(files: list[UploadFile], name: PathCollection, grant: Write
             f"{', '.join(sorted(SUPPORTED_EXTENSIONS))} as UTF-8 text (or PDF).",
             details=[problem.model_dump() for problem in problems],
         )
+    check_articles(documents, settings)
     return queue.submit(name, [upload.filename or "upload.txt" for upload in files], documents, problems)
 
 

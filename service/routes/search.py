@@ -13,6 +13,7 @@ from index.search import (
     SearchResult,
 )
 from service.deps import ReadGrant
+from service.limits import check_filters
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -56,6 +57,7 @@ def search(request: SearchRequest, grant: ReadGrant) -> SearchResult:
     `citation.char_start`/`char_end` locate the passage exactly in the article's text
     (`GET /v1/documents/{doc_id}`); `page` is the report page the passage starts on.
     """
+    check_filters(request.filters, grant.request.app.state.settings)
     return grant.collection(request.collection).searcher.search(
         request.question, top_k=request.top_k, filters=request.filters, mode=request.mode
     )

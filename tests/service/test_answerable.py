@@ -70,3 +70,12 @@ def test_a_question_the_sample_answers_is_answerable_with_the_sentence_that_answ
     citation = result["answer"]["citation"]
     document = httpx.get(f"{real_server.url}/v1/documents/{citation['doc_id']}", timeout=30).json()
     assert document["text"][citation["char_start"] : citation["char_end"]] == result["answer"]["text"]
+
+
+@pytest.mark.parametrize("question", ["?", "...", "\u200b?", "the", "😀", "什么？"])
+def test_a_question_with_no_content_word_is_unanswerable_and_gets_no_answer(
+    real_server: RunningServer, question: str
+) -> None:
+    result = _ask(real_server, "search", question)
+    assert result["answerable"] is False
+    assert result["answer"] is None

@@ -51,3 +51,15 @@ def test_the_sentences_of_chunks_found_from_their_ranges_are_those_stored_for_th
     rows = documents.sentences_of_chunks(some)
     assert ids.tolist() == rows.ids.tolist() and chunks.tolist() == rows.chunk_ids.tolist()
     documents.close()
+
+
+def test_a_filter_of_more_values_than_sqlite_binds_still_finds_the_chunks(tmp_path: Path) -> None:
+    documents = DocumentStore.open(tmp_path)
+    with documents.writing() as write:
+        documents.put(write, _indexed(Chunker(chunk_size=60, chunk_overlap=10)))
+    wanted = ARTICLES[1].doc_id
+    many = [f"missing-{i}" for i in range(300_000)] + [wanted]  # past SQLite's 250,000 bound values
+    found = documents.chunk_ids_matching(sections=["产业环境", *many[:40_000]], doc_ids=many)
+    assert found.tolist() == documents.chunk_ids_matching([], [wanted]).tolist()
+    assert found.size > 0
+    documents.close()
