@@ -14,8 +14,6 @@ import logging
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
@@ -36,7 +33,7 @@ from index.storage.documents import LOCK_FILE
 from index.store import IndexStore, Manifest
 from service.app import create_app
 from service.errors import INTERNAL_ERROR_MESSAGE
-from tests.conftest import free_port
+from tests.conftest import serving
 from tests.fakes import FakeEncoder
 from tests.service.uploads import upload
 
@@ -248,20 +245,8 @@ def live_server(resources: Resources) -> Iterator[LiveServer]:
             connections.append(tuple(scope["client"]))
         await app(scope, receive, send)
 
-    port = free_port()
-    config = uvicorn.Config(recording_connections, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", connections=connections)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(recording_connections) as url:
+        yield LiveServer(url=url, connections=connections)
 
 
 def _same_connection(responses: list[httpx.Response], server: LiveServer) -> bool:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import select
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
-from tests.conftest import free_port
+from tests.conftest import serving
 from tests.fakes import FakeEncoder
 
 ARTICLE = {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，手机芯片供不应求。", "doc_id": "chips"}
@@ -99,21 +96,8 @@ def test_an_article_over_the_length_limit_is_a_413_and_nothing_is_queued(client:
 def test_an_upload_streamed_without_a_length_is_stopped_once_it_passes_the_limit(
     settings: Settings, resources: Resources
 ) -> None:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, resources), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
-        sent, answer = _stream_until_answered(port, limit_bytes=50 * 1024 * 1024)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(create_app(settings, resources)) as url:
+        sent, answer = _stream_until_answered(int(url.rpartition(":")[2]), limit_bytes=50 * 1024 * 1024)
     status_line, _, body = answer.partition(b"\r\n\r\n")
     assert status_line.startswith(b"HTTP/1.1 413")
     assert b"CITEQA_MAX_UPLOAD_MB" in body
