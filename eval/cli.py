@@ -237,7 +237,7 @@ def _json_document(reports: Sequence[EvalReport]) -> dict[str, Any]:
 
 def _summary_table(report: EvalReport) -> Table:
     """One row per mode or peer over all questions, then one per language; flag columns when any flags."""
-    from eval.report import _number
+    from eval.report import _number, difference_text, interval_text
 
     def cells(summary: Summary) -> list[str]:
         metrics = summary.model_dump()
@@ -253,7 +253,11 @@ def _summary_table(report: EvalReport) -> Table:
         mode.unanswerable.flagged_unanswerable is not None or mode.unanswerable.flagged_answerable is not None
         for mode in report.modes.values()
     )
-    table = Table(title=f"{report.questions_file} (top_k {report.top_k})")
+    compared = len(report.modes) > 1
+    table = Table(
+        title=f"{report.questions_file} (top_k {report.top_k})",
+        caption="95%: bootstrap interval of hit@1; Δ: hit@1 minus the first row's, paired (interval, p)",
+    )
     for header in [
         "retriever",
         "lang",
@@ -267,10 +271,16 @@ def _summary_table(report: EvalReport) -> Table:
     if flagged:
         table.add_column("flag unans.", justify="right")
         table.add_column("flag ans.", justify="right")
+    table.add_column("hit@1 95%", justify="right")
+    if compared:
+        table.add_column("Δ hit@1", justify="right")
     for name, mode in report.modes.items():
         unanswerable = mode.unanswerable
         flags = [_number(unanswerable.flagged_unanswerable), _number(unanswerable.flagged_answerable)]
-        table.add_row(name, "all", *cells(mode.summary), *(flags if flagged else []))
+        noise = [interval_text(mode, "answer_hit@1")]
+        noise += [difference_text(mode, "answer_hit@1")] if compared else []
+        table.add_row(name, "all", *cells(mode.summary), *(flags if flagged else []), *noise)
+        blanks = ["", ""] if flagged else []
         for lang, summary in mode.by_lang.items():
-            table.add_row("", lang, *cells(summary), *(["", ""] if flagged else []), style="dim")
+            table.add_row("", lang, *cells(summary), *blanks, *[""] * len(noise), style="dim")
     return table

@@ -9,7 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from eval.results import K_VALUES, Latency, QuestionResult, ScoreDistribution, Summary, UnanswerableSummary
+import numpy as np
+
+from eval.results import (
+    K_VALUES,
+    Difference,
+    Interval,
+    Latency,
+    QuestionResult,
+    ScoreDistribution,
+    Summary,
+    UnanswerableSummary,
+)
 from index.search import Citation, Passage
 
 MAX_K = 10
@@ -210,3 +221,72 @@ def summarize_unanswerable(results: Sequence[QuestionResult]) -> UnanswerableSum
         flagged_unanswerable=flagged_share(unanswerable),
         flagged_answerable=flagged_share(answerable),
     )
+
+
+# The metrics a change is judged by; each is a mean over questions of a per-question value.
+HEADLINE_METRICS: dict[str, Callable[[QuestionResult], float | None]] = {
+    "answer_hit@1": lambda r: float(hit_at_k(r.answer_rank, 1)) if r.answerable and r.n_snippets else None,
+    "answer_hit@5": lambda r: float(hit_at_k(r.answer_rank, 5)) if r.answerable and r.n_snippets else None,
+    "answer_mrr@10": lambda r: reciprocal_rank(r.answer_rank) if r.answerable and r.n_snippets else None,
+    "article_hit@1": lambda r: float(hit_at_k(r.article_rank, 1)) if r.answerable else None,
+    "highlight_hit@1": lambda r: (
+        float(r.highlight_hit) if r.answerable and r.n_snippets and r.highlight_hit is not None else None
+    ),
+    "flagged_unanswerable": lambda r: (
+        float(r.flagged_answerable is False)
+        if not r.answerable and r.flagged_answerable is not None
+        else None
+    ),
+    "flagged_answerable": lambda r: (
+        float(r.flagged_answerable is False) if r.answerable and r.flagged_answerable is not None else None
+    ),
+}
+RESAMPLES = 2000
+
+
+def _per_question(results: Sequence[QuestionResult], metric: str) -> dict[str, float]:
+    value_of = HEADLINE_METRICS[metric]
+    return {r.id: value for r in results if (value := value_of(r)) is not None}
+
+
+def _resampled_means(values: np.ndarray, seed: int) -> np.ndarray:
+    """The mean of `values` in each of RESAMPLES resamples of them (with replacement), seeded."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, values.size, size=(RESAMPLES, values.size))
+    return values[picks].mean(axis=1)
+
+
+def confidence_intervals(results: Sequence[QuestionResult], seed: int = 0) -> dict[str, Interval]:
+    """95% percentile-bootstrap intervals of the headline metrics (those measured on any question)."""
+    intervals = {}
+    for metric in HEADLINE_METRICS:
+        values = np.array(list(_per_question(results, metric).values()))
+        if values.size:
+            low, high = np.percentile(_resampled_means(values, seed), [2.5, 97.5])
+            intervals[metric] = Interval(low=float(low), high=float(high), n=int(values.size))
+    return intervals
+
+
+def paired_differences(
+    baseline: Sequence[QuestionResult], other: Sequence[QuestionResult], seed: int = 0
+) -> dict[str, Difference]:
+    """Each headline metric of `other` minus `baseline`'s over the questions both are measured on, with a
+    paired bootstrap: the questions are resampled, and each keeps its two values together."""
+    differences = {}
+    for metric in HEADLINE_METRICS:
+        first, second = _per_question(baseline, metric), _per_question(other, metric)
+        shared = sorted(first.keys() & second.keys())
+        if not shared:
+            continue
+        deltas = np.array([second[q] - first[q] for q in shared])
+        resampled = _resampled_means(deltas, seed)
+        low, high = np.percentile(resampled, [2.5, 97.5])
+        crossing = min(float((resampled <= 0).mean()), float((resampled >= 0).mean()))
+        differences[metric] = Difference(
+            delta=float(deltas.mean()),
+            low=float(low),
+            high=float(high),
+            p_value=min(1.0, 2 * crossing),
+            n=len(shared),
+        )
+    return differences

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from eval.metrics import HEADLINE_METRICS, RESAMPLES
 from eval.results import EvalReport, ModeReport, Summary
 
 logger = logging.getLogger(__name__)
@@ -131,9 +132,50 @@ def render_markdown(report: EvalReport) -> str:
             + [_number(unanswerable.flagged_unanswerable), _number(unanswerable.flagged_answerable)]
         )
     lines += _table(header, rows)
+    lines += ["", "## Noise", "", *noise_lines(report)]
     lines += ["", "## Plots", ""]
     lines += [f"![{name}]({name})" for name in (HIT_CURVE_PLOT, BY_TYPE_PLOT, TOP_SCORE_PLOT)]
     return "\n".join(lines) + "\n"
+
+
+def interval_text(mode: ModeReport, metric: str) -> str:
+    """`low–high`, the metric's 95% bootstrap interval, or – where it is not measured."""
+    interval = mode.intervals.get(metric)
+    return "–" if interval is None else f"{interval.low:.3f}–{interval.high:.3f}"
+
+
+def difference_text(mode: ModeReport, metric: str) -> str:
+    """`+0.012 (−0.020 to +0.045, p 0.48)`: the metric minus the first mode's, paired, or – for the first."""
+    difference = (mode.versus_first or {}).get(metric)
+    if difference is None:
+        return "–"
+    return f"{difference.delta:+.3f} ({difference.low:+.3f} to {difference.high:+.3f}, p {difference.p_value:.2f})"
+
+
+def noise_lines(report: EvalReport) -> list[str]:
+    """95% bootstrap intervals of the headline metrics, and each mode against the first, paired by question."""
+    first = next(iter(report.modes))
+    lines = [
+        f"95% percentile-bootstrap intervals over the questions ({RESAMPLES} resamples); Δ = the metric minus "
+        f"`{first}`'s on the same questions, with its paired-bootstrap 95% interval and two-sided p. A change "
+        "is kept only when its interval excludes 0.",
+        "",
+    ]
+    rows = []
+    for name, mode in report.modes.items():
+        values = mode.summary.model_dump(by_alias=True) | mode.unanswerable.model_dump()
+        for metric in HEADLINE_METRICS:
+            if metric in mode.intervals:
+                rows.append(
+                    [
+                        name,
+                        metric,
+                        _number(values.get(metric)),
+                        interval_text(mode, metric),
+                        difference_text(mode, metric),
+                    ]
+                )
+    return lines + _table(["mode", "metric", "value", "95% interval", f"Δ vs {first}"], rows)
 
 
 def _plot_hit_curves(report: EvalReport, path: Path) -> None:

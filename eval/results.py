@@ -111,6 +111,24 @@ class UnanswerableSummary(BaseModel):
     flagged_answerable: float | None
 
 
+class Interval(BaseModel):
+    """A 95% percentile-bootstrap interval of a metric: resampling the questions it is measured on."""
+
+    low: float
+    high: float
+    n: int = Field(description="Questions the metric is measured on.")
+
+
+class Difference(BaseModel):
+    """A metric of one retriever minus the same metric of another, on the same questions (paired)."""
+
+    delta: float
+    low: float = Field(description="95% paired-bootstrap interval of `delta`.")
+    high: float
+    p_value: float = Field(description="Two-sided: how often the resampled difference crosses 0, doubled.")
+    n: int = Field(description="Questions both are measured on.")
+
+
 class ModeReport(BaseModel):
     """Everything measured for one retriever (mode) over one question file."""
 
@@ -124,6 +142,14 @@ class ModeReport(BaseModel):
     by_lang: dict[str, Summary]
     by_type: dict[str, Summary] = Field(description="Questions without a type are left out.")
     unanswerable: UnanswerableSummary
+    intervals: dict[str, Interval] = Field(
+        default_factory=dict, description="95% bootstrap interval of each headline metric."
+    )
+    versus_first: dict[str, Difference] | None = Field(
+        default=None,
+        description="Each headline metric minus the first retriever's of the run (the default mode), paired "
+        "by question; null for the first itself.",
+    )
     questions: list[QuestionResult]
 
 

@@ -82,6 +82,7 @@ def build_mode_report(
         by_lang=metrics.summarize_by(results, lambda result: result.lang),
         by_type=metrics.summarize_by(results, lambda result: result.type),
         unanswerable=metrics.summarize_unanswerable(results),
+        intervals=metrics.confidence_intervals(results),
         questions=results,
     )
 
@@ -140,6 +141,9 @@ def run_eval(
                 summary.answer_mrr_10,
                 summary.n_with_snippets,
             )
+    first, *others = modes.values()
+    for mode in others:
+        mode.versus_first = metrics.paired_differences(first.questions, mode.questions)
     report = EvalReport(questions_file=str(questions_path), top_k=top_k, modes=modes)
     if out_dir is not None:
         write_report(report, out_dir)

@@ -293,3 +293,32 @@ def test_unanswerable_flag_shares_are_over_the_questions_that_carry_a_flag():
     # ones, 1 was (wrongly) flagged so.
     assert summary.flagged_unanswerable == 0.5
     assert summary.flagged_answerable == 0.25
+
+
+def _hits(pattern: str) -> list:
+    """One answerable question per character: '1' answered at rank 1, '0' not found."""
+    return [make_result(id=f"q{i}", answer_rank=1 if mark == "1" else None) for i, mark in enumerate(pattern)]
+
+
+def test_the_bootstrap_interval_holds_the_metric_and_narrows_with_more_questions():
+    few = metrics.confidence_intervals(_hits("1100110011"))["answer_hit@1"]
+    many = metrics.confidence_intervals(_hits("1100110011" * 20))["answer_hit@1"]
+    assert few.low < 0.6 < few.high and few.n == 10
+    assert many.low < 0.6 < many.high and many.n == 200
+    assert many.high - many.low < (few.high - few.low) / 2
+
+
+def test_a_metric_measured_on_no_question_has_no_interval():
+    assert "highlight_hit@1" not in metrics.confidence_intervals(_hits("101"))
+    assert "flagged_unanswerable" not in metrics.confidence_intervals(_hits("101"))
+
+
+def test_a_paired_difference_of_one_question_in_a_hundred_is_noise_and_of_thirty_is_not():
+    baseline = _hits("10" * 50)
+    one_more = _hits("11" + "10" * 49)
+    thirty_more = _hits("11" * 30 + "10" * 20)
+    noise = metrics.paired_differences(baseline, one_more)["answer_hit@1"]
+    real = metrics.paired_differences(baseline, thirty_more)["answer_hit@1"]
+    assert noise.delta == pytest.approx(0.01) and noise.low <= 0 <= noise.high and noise.p_value > 0.05
+    assert real.delta == pytest.approx(0.30) and real.low > 0 and real.p_value < 0.01
+    assert real.n == 100

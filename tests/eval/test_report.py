@@ -83,6 +83,8 @@ def test_single_mode_json_document_has_the_stable_keys(tmp_path):
         "by_lang",
         "by_type",
         "unanswerable",
+        "intervals",
+        "versus_first",
         "questions",
     ]
     assert (document["n_questions"], document["n_answerable"]) == (2, 1)
