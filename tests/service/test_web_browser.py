@@ -8,42 +8,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import REPO_ROOT, RunningServer
+from tests.conftest import RunningServer
+from tests.service.browser import BROWSER_MARKS, PHONE, WIDE, launched_chromium, shot
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-WIDE = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
 PHONES_ARTICLE = "手机销量下滑，面板出货缘何创新高"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.server,
-    pytest.mark.model,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -59,11 +39,6 @@ def page(browser: Browser, real_server: RunningServer) -> Iterator[Page]:
     yield opened
     context.close()
     assert errors == []
-
-
-def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name))
 
 
 def _ask(page: Page, question: str) -> None:
@@ -90,7 +65,7 @@ def test_a_conversation_with_citations_a_follow_up_two_languages_and_a_reload(pa
     expect(cards.first.locator("mark.hit").first).to_be_visible()
     expect(first.locator(".answer .sources .cite")).to_have_count(5)
     expect(first.locator(".answer-text .cite")).to_have_count(1)
-    _shot(page, "1-answer-wide.png")
+    shot(page, "1-answer-wide.png")
 
     # A citation opens the article beside the chat, scrolled to the cited passage, highlighted.
     first.locator(".sources .cite").first.click()
@@ -104,7 +79,7 @@ def test_a_conversation_with_citations_a_follow_up_two_languages_and_a_reload(pa
     expect(cited).to_be_in_viewport()
     chat_box, article_box = page.locator(".chat").bounding_box(), article.bounding_box()
     assert article_box["x"] >= chat_box["x"] + chat_box["width"], "the article sits beside the chat"
-    _shot(page, "2-article-beside-chat.png")
+    shot(page, "2-article-beside-chat.png")
     page.keyboard.press("Escape")
     expect(article).to_be_hidden()
     expect(first.locator(".sources .cite").first).to_be_focused()
@@ -115,7 +90,7 @@ def test_a_conversation_with_citations_a_follow_up_two_languages_and_a_reload(pa
     expect(second.locator(".rewritten q")).to_have_text("华为第三季度智能手机销量是多少？")
     expect(second.locator(".card").first.locator(".card-title")).to_have_text(f"《{PHONES_ARTICLE}》")
     expect(second.locator(".card .passage").filter(has_text="华为").first).to_be_visible()
-    _shot(page, "3-follow-up.png")
+    shot(page, "3-follow-up.png")
 
     # Copy citation puts 《title》, section, p. N and the passage on the clipboard.
     card = second.locator(".card").first
@@ -135,7 +110,7 @@ def test_a_conversation_with_citations_a_follow_up_two_languages_and_a_reload(pa
     expect(page.locator("#clear")).to_have_text("清空对话")
     expect(second.locator(".rewritten")).to_contain_text("结合上文检索")
     expect(page.locator(".turn").nth(1).locator(".card-actions").first).to_contain_text("复制引用")
-    _shot(page, "4-chinese-interface.png")
+    shot(page, "4-chinese-interface.png")
 
     # A reload brings the conversation and the language back.
     page.reload()
@@ -144,7 +119,7 @@ def test_a_conversation_with_citations_a_follow_up_two_languages_and_a_reload(pa
         "华为第三季度智能手机销量是多少？"
     )
     expect(page.locator("#send")).to_have_text("发送")
-    _shot(page, "5-after-reload.png")
+    shot(page, "5-after-reload.png")
 
     page.locator("#clear").click()
     expect(page.locator(".turn")).to_have_count(0)
@@ -159,14 +134,14 @@ def test_at_phone_width_the_article_covers_the_chat(page: Page) -> None:
     cards = page.locator(".card")
     expect(cards).to_have_count(5)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
-    _shot(page, "6-phone-chat.png")
+    shot(page, "6-phone-chat.png")
     cards.first.locator(".card-title").click()
     article = page.locator("#article")
     expect(article).to_be_visible()
     box = article.bounding_box()
     assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, PHONE["width"], PHONE["height"])
     expect(page.locator("#cited-passage")).to_be_in_viewport()
-    _shot(page, "7-phone-article.png")
+    shot(page, "7-phone-article.png")
     # The overlay keeps the keyboard inside it, like a dialog; Escape closes it and focus returns to the card.
     expect(article).to_have_attribute("aria-modal", "true")
     for _ in range(3):
@@ -223,23 +198,13 @@ def test_error_responses_an_unreachable_server_and_an_empty_index_each_say_so(pa
     page.route("**/v1/chat", lambda route: route.abort())
     _ask(page, "5G")
     expect(page.locator(".reply .error").nth(1)).to_contain_text("Cannot reach the server")
-    _shot(page, "8-errors.png")
+    shot(page, "8-errors.png")
 
+    # The page reads the chosen collection's counts from GET /v1/collections.
     page.route(
-        "**/readyz",
+        "**/v1/collections",
         lambda route: route.fulfill(
-            status=200,
-            content_type="application/json",
-            body=json.dumps(
-                {
-                    "status": "ready",
-                    "model": "m",
-                    "dimension": 384,
-                    "documents": 0,
-                    "chunks": 0,
-                    "sections": [],
-                }
-            ),
+            json={"collections": [{"name": "default", "documents": 0, "chunks": 0, "sections": []}]}
         ),
     )
     page.reload()
@@ -251,7 +216,7 @@ def test_error_responses_an_unreachable_server_and_an_empty_index_each_say_so(pa
     expect(page.locator("#banner-text")).to_have_text(
         "Cannot reach the CiteQA server. Check that it is running, then retry."
     )
-    _shot(page, "9-unreachable-banner.png")
+    shot(page, "9-unreachable-banner.png")
 
 
 def test_an_answer_sentence_and_passage_highlights_are_shown_when_the_server_sends_them(page: Page) -> None:
@@ -278,7 +243,7 @@ def test_an_answer_sentence_and_passage_highlights_are_shown_when_the_server_sen
     answer.locator(".cite").click()
     expect(page.locator("#cited-passage")).to_have_text(passages.nth(1).inner_text())
     expect(page.locator("#cited-passage mark.hit")).to_have_text(passages.nth(1).inner_text()[:20])
-    _shot(page, "10-answer-sentence.png")
+    shot(page, "10-answer-sentence.png")
 
 
 def test_the_real_answer_sentence_is_shown_with_its_citation_and_highlight(page: Page) -> None:
@@ -287,7 +252,7 @@ def test_the_real_answer_sentence_is_shown_with_its_citation_and_highlight(page:
     expect(answer).to_contain_text("逾10次调研")
     answer.locator(".cite").click()
     expect(page.locator("#cited-passage mark.hit")).to_contain_text("逾10次调研")
-    _shot(page, "11-real-answer.png")
+    shot(page, "11-real-answer.png")
 
 
 def test_questions_from_outside_the_collection_say_nothing_answers_them(page: Page) -> None:
@@ -307,5 +272,5 @@ def test_questions_from_outside_the_collection_say_nothing_answers_them(page: Pa
         # The closest passages are still listed, each with its citation marker.
         expect(turn.locator(".card")).not_to_have_count(0)
         expect(turn.locator(".sources .cite")).to_have_count(turn.locator(".card").count())
-        _shot(page, f"{12 + number}-nothing-answers-{language}.png")
+        shot(page, f"{12 + number}-nothing-answers-{language}.png")
     expect(page.locator(".answer-text")).to_have_count(0)

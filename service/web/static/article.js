@@ -1,7 +1,8 @@
 // The article panel: the whole cited article, scrolled to the cited passage and highlighted. Beside the
 // chat on a wide screen; over it, as a dialog, on a narrow one.
 import { fetchDocument } from "./api.js";
-import { announce, el, els } from "./dom.js";
+import { els } from "./chat-els.js";
+import { announce, el } from "./dom.js";
 import { markedText, markSpans } from "./highlight.js";
 import { t } from "./i18n.js";
 
@@ -10,7 +11,8 @@ const WIDE_QUERY = window.matchMedia("(min-width: 1000px)");
 let articleTrigger = null; // the element to give focus back to when the article closes
 let openCitation = null; // the citation the article panel shows
 
-export async function openArticle(passage, trigger) {
+// Open the article `passage` cites, from `collection`; `trigger` gets the focus back when it closes.
+export async function openArticle(passage, collection, trigger) {
   const c = passage.citation;
   articleTrigger = trigger || null;
   els.article.hidden = false;
@@ -24,9 +26,10 @@ export async function openArticle(passage, trigger) {
   els.articleTitle.focus({ preventScroll: true });
   let documentBody;
   try {
-    documentBody = await fetchDocument(c.doc_id);
+    documentBody = await fetchDocument(collection, c.doc_id);
   } catch (error) {
-    els.articleBody.replaceChildren(el("p", { class: "error", text: t("articleError", { message: error.message }) }));
+    const message = error.kind === "unreachable" ? t("unreachableShort") : error.message;
+    els.articleBody.replaceChildren(el("p", { class: "error", text: t("articleError", { message }) }));
     return;
   }
   const text = documentBody.text;

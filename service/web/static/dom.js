@@ -1,32 +1,5 @@
-// Small DOM helpers. Text always goes in through textContent or text nodes, never innerHTML, because
-// passages and articles are untrusted text.
-const $ = (id) => document.getElementById(id);
-
-// The page's fixed elements from index.html.
-export const els = {
-  scroller: $("scroller"),
-  conversation: $("conversation"),
-  welcome: $("welcome"),
-  examples: $("examples"),
-  composer: $("composer"),
-  question: $("question"),
-  send: $("send"),
-  chips: $("section-chips"),
-  topK: $("top-k"),
-  clear: $("clear"),
-  lang: $("lang-toggle"),
-  banner: $("banner"),
-  bannerText: $("banner-text"),
-  bannerRetry: $("banner-retry"),
-  indexStatus: $("index-status"),
-  article: $("article"),
-  articleTitle: $("article-title"),
-  articleMeta: $("article-meta"),
-  articleBody: $("article-body"),
-  articleClose: $("article-close"),
-  status: $("status"),
-  toast: $("toast"),
-};
+// Small DOM helpers shared by the pages. Text always goes in through textContent or text nodes, never
+// innerHTML, because passages, titles and server messages are untrusted text.
 
 // A new element: `props` are attributes, except `class`, `text` (its textContent) and `on…` (listeners).
 export function el(tag, props, children) {
@@ -46,20 +19,33 @@ export function el(tag, props, children) {
   return node;
 }
 
+// Every page has a #banner (with #banner-text and #banner-retry), a #status live region and a #toast.
+export function showBanner(message, retry) {
+  document.getElementById("banner-text").textContent = message;
+  document.getElementById("banner-retry").hidden = !retry;
+  document.getElementById("banner").hidden = false;
+}
+
+export function hideBanner() {
+  document.getElementById("banner").hidden = true;
+}
+
 export function announce(message) {
-  els.status.textContent = "";
+  const status = document.getElementById("status");
+  status.textContent = "";
   // A change of text is what screen readers announce; clearing first makes a repeated message heard.
-  window.setTimeout(() => (els.status.textContent = message), 30);
+  window.setTimeout(() => (status.textContent = message), 30);
 }
 
 let toastTimer = null;
 
 export function showToast(message) {
+  const toast = document.getElementById("toast");
   announce(message);
-  els.toast.textContent = message;
-  els.toast.classList.add("visible");
+  toast.textContent = message;
+  toast.classList.add("visible");
   window.clearTimeout(toastTimer);
-  toastTimer = window.setTimeout(() => els.toast.classList.remove("visible"), 2200);
+  toastTimer = window.setTimeout(() => toast.classList.remove("visible"), 2200);
 }
 
 export async function copyText(text) {

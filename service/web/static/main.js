@@ -1,19 +1,14 @@
-// The CiteQA chat page: questions go to POST /v1/chat, cited articles come from GET /v1/documents/{id}.
-// Native ES modules, no framework and no build step. This module holds what the user's actions do and
-// wires them to the page's events.
+// The CiteQA chat page: questions go to POST /v1/chat, cited articles come from the chosen collection's
+// documents. Native ES modules, no framework and no build step. This module holds what the user's actions
+// do and wires them to the page's events.
+import { setupAccess } from "./access.js";
 import { getReady, postChat } from "./api.js";
 import { closeArticle, onArticleKeydown, renderArticleMeta } from "./article.js";
-import { announce, els } from "./dom.js";
-import { applyStaticStrings, t, toggleLanguage } from "./i18n.js";
-import {
-  hideBanner,
-  renderChips,
-  renderConversation,
-  renderIndexStatus,
-  renderReply,
-  renderTurn,
-  showBanner,
-} from "./render.js";
+import { els } from "./chat-els.js";
+import { chooseCollection, chosenCollection, loadCollections, renderCollectionPicker } from "./collections.js";
+import { announce, hideBanner, showBanner } from "./dom.js";
+import { applyStaticStrings, describeError, t, toggleLanguage } from "./i18n.js";
+import { renderChips, renderConversation, renderIndexStatus, renderReply, renderTurn } from "./render.js";
 import { saveState, sentTurns, server, state } from "./state.js";
 
 // ---------------------------------------------------------------- server status
@@ -21,9 +16,7 @@ import { saveState, sentTurns, server, state } from "./state.js";
 async function checkServer() {
   const outcome = await getReady();
   if (outcome.kind === "unreachable") {
-    server.ready = null;
     showBanner(t("unreachable"), true);
-    renderIndexStatus();
     return;
   }
   if (outcome.kind === "loading") {
@@ -35,11 +28,27 @@ async function checkServer() {
     showBanner(t("serverError", { status: outcome.status, message: outcome.message }), true);
     return;
   }
-  const ready = (server.ready = outcome.body);
-  if (ready.documents === 0) showBanner(t("emptyIndex"), true);
+  // Ready: the counts and sections come from the collections list (which needs the API key, if keys are in use).
+  const listed = await loadCollections();
+  if (listed.error) {
+    showBanner(describeError(listed.error), true);
+    return;
+  }
+  showCollection();
+}
+
+// The chosen collection's picker, sections and counts, and a banner when it holds nothing to search.
+function showCollection() {
+  const collection = chosenCollection();
+  if (!collection) showBanner(t("noCollections"), true);
+  else if (collection.documents === 0) showBanner(t("emptyIndex"), true);
   else hideBanner();
   // A section that disappeared from the index would silently filter everything out.
-  state.sections = state.sections.filter((section) => ready.sections.includes(section));
+  const sections = collection ? collection.sections : [];
+  state.sections = state.sections.filter((section) => sections.includes(section));
+  renderCollectionPicker(els.collection);
+  // One collection needs no picker.
+  els.collectionField.hidden = server.collections.length < 2;
   renderChips();
   renderIndexStatus();
 }
@@ -72,8 +81,13 @@ function onChipClick(event) {
 async function ask(question) {
   question = question.trim();
   if (!question || els.send.disabled) return;
-  const turn = { id: `t${Date.now()}`, question, status: "pending" };
-  const body = { messages: sentTurns(question), top_k: state.topK, filters: { sections: state.sections } };
+  const turn = { id: `t${Date.now()}`, question, collection: state.collection, status: "pending" };
+  const body = {
+    messages: sentTurns(question),
+    top_k: state.topK,
+    filters: { sections: state.sections },
+    collection: state.collection,
+  };
   state.turns.push(turn);
   els.question.value = "";
   els.welcome.hidden = true;
@@ -87,7 +101,7 @@ async function ask(question) {
     turn.status = "error";
     if (outcome.error.kind === "unreachable") checkServer();
   } else {
-    turn.response = outcome.response;
+    turn.response = outcome.data;
     turn.status = "done";
   }
   setBusy(false);
@@ -116,6 +130,7 @@ function renderAll() {
   const scrolled = els.scroller.scrollTop;
   applyStaticStrings();
   els.topK.value = String(state.topK);
+  renderCollectionPicker(els.collection);
   renderChips();
   renderIndexStatus();
   renderConversation();
@@ -143,6 +158,10 @@ els.topK.addEventListener("change", () => {
   state.topK = Number(els.topK.value);
   saveState();
 });
+els.collection.addEventListener("change", () => {
+  chooseCollection(els.collection.value);
+  showCollection();
+});
 els.clear.addEventListener("click", clearConversation);
 els.lang.addEventListener("click", () => {
   toggleLanguage();
@@ -150,6 +169,7 @@ els.lang.addEventListener("click", () => {
   els.lang.focus();
 });
 els.bannerRetry.addEventListener("click", checkServer);
+setupAccess(els.forgetKey, els.lang);
 els.articleClose.addEventListener("click", closeArticle);
 document.addEventListener("keydown", onArticleKeydown);
 

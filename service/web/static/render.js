@@ -1,33 +1,29 @@
-// Everything the page draws from the state: the banner, the index status, the section chips, the examples
-// and the conversation (each reply's answer, citation markers and passage cards).
+// Everything the chat page draws from the state: the index status, the section chips, the examples and the
+// conversation (each reply's answer, citation markers and passage cards).
 import { openArticle } from "./article.js";
-import { copyText, el, els, showToast } from "./dom.js";
+import { els } from "./chat-els.js";
+import { chosenCollection } from "./collections.js";
+import { copyText, el, showToast } from "./dom.js";
 import { markedText, markSpans } from "./highlight.js";
 import { t } from "./i18n.js";
-import { server, state } from "./state.js";
+import { state } from "./state.js";
 
-// ---------------------------------------------------------------- server status
+// ---------------------------------------------------------------- collection status
 
-export function showBanner(message, retry) {
-  els.bannerText.textContent = message;
-  els.bannerRetry.hidden = !retry;
-  els.banner.hidden = false;
-}
-
-export function hideBanner() {
-  els.banner.hidden = true;
-}
-
+// The chosen collection's counts.
 export function renderIndexStatus() {
-  const ready = server.ready;
-  els.indexStatus.textContent = ready ? t("indexStatus", { docs: ready.documents, chunks: ready.chunks }) : "";
+  const collection = chosenCollection();
+  els.indexStatus.textContent = collection
+    ? t("indexStatus", { docs: collection.documents, chunks: collection.chunks })
+    : "";
 }
 
 // ---------------------------------------------------------------- filters
 
-// One "all" chip, then one chip per section of the index; the pressed ones filter the search.
+// One "all" chip, then one chip per section of the chosen collection; the pressed ones filter the search.
 export function renderChips() {
-  const sections = server.ready ? server.ready.sections : [];
+  const collection = chosenCollection();
+  const sections = collection ? collection.sections : [];
   const chips = [
     el("button", {
       type: "button",
@@ -88,17 +84,20 @@ export function renderReply(turn) {
   }
   const { query, rewritten, terms, result } = turn.response;
   const passages = result.passages || [];
+  // Citations point into the collection the question was asked of (replies saved before collections: default).
+  const collection = turn.collection || "default";
   if (rewritten) {
     reply.append(el("p", { class: "rewritten" }, [t("searchedAs"), " ", el("q", { text: query })]));
   }
   if (passages.length === 0) {
     reply.append(el("p", { class: "empty", text: t("noPassages") }));
-    if (server.ready && server.ready.documents === 0) {
+    const chosen = chosenCollection();
+    if (chosen && chosen.name === collection && chosen.documents === 0) {
       reply.append(el("p", { class: "empty", text: t("emptyIndex") }));
     }
     return reply;
   }
-  reply.append(renderAnswer(result, passages));
+  reply.append(renderAnswer(result, passages, collection));
   reply.append(
     el("p", { class: "summary", text: t("summary", { n: passages.length, ms: Math.round(result.took_ms) }) }),
   );
@@ -106,7 +105,7 @@ export function renderReply(turn) {
     el(
       "ol",
       { class: "cards" },
-      passages.map((passage, index) => renderCard(passage, index, terms)),
+      passages.map((passage, index) => renderCard(passage, index, terms, collection)),
     ),
   );
   return reply;
@@ -119,7 +118,7 @@ function errorMessage(error) {
 
 // The answer sentence with its citation marker when the server sent one, else a lead-in; then one numbered
 // marker per passage, each opening the article at that passage.
-function renderAnswer(result, passages) {
+function renderAnswer(result, passages, collection) {
   const block = el("div", { class: "answer" });
   const answer = result.answer;
   if (answer && answer.text) {
@@ -142,8 +141,9 @@ function renderAnswer(result, passages) {
               },
             },
             index,
+            collection,
           )
-        : citeButton({ citation: cited, text: answer.text }, passages.length);
+        : citeButton({ citation: cited, text: answer.text }, passages.length, collection);
     block.append(el("p", { class: "answer-text" }, [el("strong", { text: t("answerLabel") }), answer.text, " ", marker]));
   } else if (result.answerable === false) {
     block.append(el("p", { class: "answer-lead not-answerable", text: t("notAnswerable") }));
@@ -153,13 +153,13 @@ function renderAnswer(result, passages) {
   block.append(
     el("p", { class: "sources" }, [
       el("span", { class: "sources-label", text: t("sourcesLabel") }),
-      ...passages.map((passage, index) => citeButton(passage, index)),
+      ...passages.map((passage, index) => citeButton(passage, index, collection)),
     ]),
   );
   return block;
 }
 
-function citeButton(passage, index) {
+function citeButton(passage, index, collection) {
   return el("button", {
     type: "button",
     class: "cite",
@@ -167,13 +167,14 @@ function citeButton(passage, index) {
     "aria-label": t("citeLabel", { n: index + 1, title: passage.citation.title }),
     title: passage.citation.title,
     text: `[${index + 1}]`,
-    onclick: (event) => openArticle(passage, event.currentTarget),
+    onclick: (event) => openArticle(passage, collection, event.currentTarget),
   });
 }
 
-function renderCard(passage, index, terms) {
+function renderCard(passage, index, terms, collection) {
   const c = passage.citation;
-  const open = (event) => openArticle(passage, event.currentTarget.closest(".card").querySelector(".card-title"));
+  const open = (event) =>
+    openArticle(passage, collection, event.currentTarget.closest(".card").querySelector(".card-title"));
   const card = el("li", { class: "card", "data-rank": String(passage.rank) }, [
     el("div", { class: "card-head" }, [
       el("span", { class: "rank", "aria-hidden": "true", text: `[${index + 1}]` }),
@@ -204,7 +205,7 @@ function renderCard(passage, index, terms) {
   // A click anywhere on the card opens the article too; buttons and selected text keep their own meaning.
   card.addEventListener("click", (event) => {
     if (event.target.closest("button") || String(window.getSelection())) return;
-    openArticle(passage, card.querySelector(".card-title"));
+    openArticle(passage, collection, card.querySelector(".card-title"));
   });
   return card;
 }

@@ -1,5 +1,6 @@
-// What the page knows: the conversation and the settings, kept in localStorage across reloads, and the
-// server's last /readyz answer, which is not kept.
+// What the pages know: the conversation and the settings (language, collection, filters), kept in
+// localStorage across reloads and shared by the chat and library pages, and what the server last said,
+// which is not kept.
 const STORAGE_KEY = "citeqa.chat.v1";
 // The API accepts 50 messages; the follow-up rules only need the recent turns.
 const MAX_SENT_TURNS = 20;
@@ -7,13 +8,14 @@ const MAX_KEPT_TURNS = 100;
 
 export const state = loadState();
 
-// `ready` is the /readyz body once known, else null.
-export const server = { ready: null };
+// `collections`: the last GET /v1/collections list.
+export const server = { collections: [] };
 
 function loadState() {
   const fallback = {
     lang: (navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en",
     topK: 5,
+    collection: "default",
     sections: [],
     turns: [],
   };
@@ -23,6 +25,7 @@ function loadState() {
     return {
       lang: saved.lang === "zh" || saved.lang === "en" ? saved.lang : fallback.lang,
       topK: Number.isInteger(saved.topK) ? saved.topK : fallback.topK,
+      collection: typeof saved.collection === "string" ? saved.collection : fallback.collection,
       sections: Array.isArray(saved.sections) ? saved.sections : [],
       // A reply that was still on its way when the page closed will never arrive.
       turns: Array.isArray(saved.turns) ? saved.turns.filter((turn) => turn.status !== "pending") : [],
