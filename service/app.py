@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
 from service.errors import install_error_handlers
+from service.guards import RequestGuard
 from service.metrics import Metrics
 from service.routes import chat, documents, health, search
 
@@ -51,8 +52,10 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
-    # Error handling first: the metrics middleware then wraps it and counts the 500s it answers.
+    # Middleware added later wraps what was added before. Error handling first; then the guard, so that
+    # a refused request reaches nothing else; the metrics last, counting the 500s and the refusals too.
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
     app.include_router(search.router)

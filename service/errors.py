@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citeqa.errors import (
     CiteQAError,
+    CrossOriginWrite,
     DocumentNotFound,
     EmbeddingModelError,
+    HostNotAllowed,
     IndexLocked,
     IndexModelMismatch,
     NotReady,
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 # The status of each error class; a class not listed takes that of its nearest listed ancestor.
 STATUS_OF: dict[type[CiteQAError], int] = {
     CiteQAError: 400,
+    HostNotAllowed: 400,
+    CrossOriginWrite: 403,
     DocumentNotFound: 404,
     IndexLocked: 409,
     IndexModelMismatch: 409,
@@ -37,8 +41,8 @@ STATUS_OF: dict[type[CiteQAError], int] = {
 }
 
 
-def status_of(error: CiteQAError) -> int:
-    return next(STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF)
+def status_of(error: type[CiteQAError]) -> int:
+    return next(STATUS_OF[cls] for cls in error.__mro__ if cls in STATUS_OF)
 
 
 class ErrorBody(BaseModel):
@@ -54,6 +58,10 @@ def error_response(status: int, error: str, message: str, details: list[dict] | 
         status_code=status,
         content=ErrorBody(error=error, message=message, details=details or []).model_dump(),
     )
+
+
+def citeqa_error_response(error: CiteQAError) -> JSONResponse:
+    return error_response(status_of(type(error)), type(error).__name__, error.message, error.details)
 
 
 INTERNAL_ERROR_MESSAGE = "The server failed unexpectedly; the error is in its log."
@@ -93,7 +101,7 @@ class UnexpectedErrors:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CiteQAError)
     async def citeqa_error(_: Request, exc: CiteQAError) -> JSONResponse:
-        return error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
+        return citeqa_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

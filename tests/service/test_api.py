@@ -41,6 +41,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         max_upload_mb=1,
         answerable_threshold_cjk=-1.0,
         answerable_threshold_other=-1.0,
+        allowed_hosts=["testserver"],  # the Host of TestClient's requests
     )
     resources = Resources.from_encoder(settings, FakeEncoder())
     with TestClient(create_app(settings, resources)) as test_client:
