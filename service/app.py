@@ -16,6 +16,7 @@ from citeqa.wiring import Resources
 from service.errors import install_error_handlers
 from service.guards import RequestGuard
 from service.metrics import Metrics
+from service.openapi import install_openapi
 from service.routes import chat, documents, health, search
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.include_router(documents.router)
     app.include_router(health.router)
     app.include_router(chat.router)
+    install_openapi(app)
     if WEB_ROOT.is_dir():
         app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

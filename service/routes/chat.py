@@ -5,10 +5,12 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from citeqa.errors import IndexModelMismatch, InvalidQuestion, NotReady
 from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
 from service.deps import ResourcesDep
+from service.openapi import error_responses
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -69,7 +71,12 @@ class ChatResponse(BaseModel):
     result: SearchResult = Field(description="Exactly what POST /v1/search returns for `query`.")
 
 
-@router.post("/chat", response_model=ChatResponse, summary="Answer the last question of a conversation")
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    summary="Answer the last question of a conversation",
+    responses=error_responses(InvalidQuestion, IndexModelMismatch, NotReady),
+)
 def chat(request: ChatRequest, resources: ResourcesDep) -> ChatResponse:
     """Search for the last user message, read in the context of the user messages before it.
 

@@ -3,12 +3,20 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from pydantic import BaseModel
 
-from citeqa.errors import UploadRejected, UploadTooLarge
+from citeqa.errors import (
+    DocumentNotFound,
+    IndexLocked,
+    IndexModelMismatch,
+    NotReady,
+    UploadRejected,
+    UploadTooLarge,
+)
 from index.documents import Document
 from index.ingest import IngestReport
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
 from service.deps import ResourcesDep
+from service.openapi import error_responses
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -23,13 +31,20 @@ class DeletedDocument(BaseModel):
     deleted: bool = True
 
 
-@router.get("", response_model=DocumentList, summary="All indexed documents")
+@router.get(
+    "", response_model=DocumentList, summary="All indexed documents", responses=error_responses(NotReady)
+)
 def list_documents(resources: ResourcesDep) -> DocumentList:
     documents = resources.store.list_documents()
     return DocumentList(documents=documents, total=len(documents))
 
 
-@router.get("/{doc_id}", response_model=Document, summary="One document: full text and metadata")
+@router.get(
+    "/{doc_id}",
+    response_model=Document,
+    summary="One document: full text and metadata",
+    responses=error_responses(DocumentNotFound, NotReady),
+)
 def get_document(doc_id: str, resources: ResourcesDep) -> Document:
     """The full text that citations point into, with the page map (`page_map[i]` starts at `char_start`)."""
     return resources.store.get_document(doc_id)
@@ -40,6 +55,7 @@ def get_document(doc_id: str, resources: ResourcesDep) -> Document:
     response_model=IngestReport,
     status_code=status.HTTP_201_CREATED,
     summary="Upload files to index",
+    responses=error_responses(UploadTooLarge, UploadRejected, IndexLocked, IndexModelMismatch, NotReady),
 )
 def upload_documents(files: list[UploadFile], resources: ResourcesDep) -> IngestReport:
     """Index uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split
@@ -65,7 +81,12 @@ def upload_documents(files: list[UploadFile], resources: ResourcesDep) -> Ingest
     return IngestReport(documents=resources.indexer.add(documents), problems=problems)
 
 
-@router.delete("/{doc_id}", response_model=DeletedDocument, summary="Remove a document and its vectors")
+@router.delete(
+    "/{doc_id}",
+    response_model=DeletedDocument,
+    summary="Remove a document and its vectors",
+    responses=error_responses(DocumentNotFound, IndexLocked, IndexModelMismatch, NotReady),
+)
 def delete_document(doc_id: str, resources: ResourcesDep) -> DeletedDocument:
     resources.store.delete(doc_id)
     return DeletedDocument(doc_id=doc_id)

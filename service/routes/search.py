@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from citeqa.errors import IndexModelMismatch, InvalidQuestion, NotReady
 from index.search import (
     DEFAULT_MODE,
     MAX_QUESTION_CHARS,
@@ -12,6 +13,7 @@ from index.search import (
     SearchResult,
 )
 from service.deps import ResourcesDep
+from service.openapi import error_responses
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -44,7 +46,12 @@ class SearchRequest(BaseModel):
     }
 
 
-@router.post("/search", response_model=SearchResult, summary="Ranked passages that answer a question")
+@router.post(
+    "/search",
+    response_model=SearchResult,
+    summary="Ranked passages that answer a question",
+    responses=error_responses(InvalidQuestion, IndexModelMismatch, NotReady),
+)
 def search(request: SearchRequest, resources: ResourcesDep) -> SearchResult:
     """Embed the question, search the index and return the top passages, each with its citation,
     the sentence that best answers (`answer`, and `highlight` within each passage), and
