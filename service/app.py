@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.guards import RequestGuard
+from service.headers import SecurityHeaders
 from service.metrics import Metrics
 from service.openapi import install_openapi
 from service.routes import chat, documents, health, search
@@ -51,12 +53,17 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs from the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Middleware added later wraps what was added before. Error handling first; then the guard, so that
-    # a refused request reaches nothing else; the metrics last, counting the 500s and the refusals too.
+    # a refused request reaches nothing else; the headers, on every answer, refusals too; the metrics
+    # last, counting the 500s and the refusals.
     install_error_handlers(app)
     app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeaders)
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
     app.include_router(search.router)
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.include_router(health.router)
     app.include_router(chat.router)
     install_openapi(app)
+    install_docs(app)
     if WEB_ROOT.is_dir():
         app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app
