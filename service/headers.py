@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from typing import TypeVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
@@ -35,6 +36,8 @@ HEADERS = {
 # Inline blocks without attributes: those of a page's own template, not loaded from a URL.
 INLINE_BLOCK = re.compile(r"<(script|style)>(.*?)</\1>", flags=re.DOTALL)
 
+Page = TypeVar("Page", bound=Response)
+
 
 def _hash(block: str) -> str:
     return f"'sha256-{base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()}'"
@@ -45,7 +48,7 @@ def policy(*directives: str) -> str:
     return "; ".join([*POLICY, *directives])
 
 
-def allow_own_inline_blocks(page: Response) -> Response:
+def allow_own_inline_blocks(page: Page) -> Page:
     """Set `page`'s policy to the common one, plus its own inline scripts and styles by their hashes."""
     sources: dict[str, list[str]] = {"script": [], "style": []}
     for tag, block in INLINE_BLOCK.findall(bytes(page.body).decode()):
