@@ -1,4 +1,5 @@
 # CiteQA: CPU-only image. Build: docker build -t citeqa .   Run: docker run -p 8000:8000 citeqa
+# Reached under another name than localhost (a server's): docker run -e CITEQA_ALLOWED_HOSTS=that.name ...
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -6,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     CITEQA_HOST=0.0.0.0 \
     CITEQA_PORT=8000 \
+    CITEQA_ALLOWED_HOSTS=localhost,127.0.0.1,::1 \
     CITEQA_DATA_DIR=/data/index \
     CITEQA_MODEL_CACHE=/opt/citeqa/models \
     HF_HUB_OFFLINE=1

@@ -35,6 +35,17 @@ class NotReady(CiteQAError):
     """The model or the index is still loading."""
 
 
+# -- where an HTTP request comes from -----------------------------------------------------------------
+
+
+class HostNotAllowed(CiteQAError):
+    """The request's Host header names none of CITEQA_ALLOWED_HOSTS."""
+
+
+class CrossOriginWrite(CiteQAError):
+    """A write (POST, PUT, PATCH, DELETE) was sent by a web page of another origin than the server's."""
+
+
 # -- the embedding model ----------------------------------------------------------------------------
 
 

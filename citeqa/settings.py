@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from citeqa.errors import InvalidSettings
 from index.search import RankingWeights
@@ -67,6 +68,16 @@ class Settings(BaseSettings):
     answerable_threshold_other: float = _ranking_weight("answerable_threshold_other")
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
+    # NoDecode: the environment's value is read by `_host_list`, as a JSON list or as comma-separated names.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["localhost", "127.0.0.1", "::1"],
+        description=(
+            "Host names the HTTP server answers to, comma-separated or as a JSON list; `*.example.org` "
+            "allows its subdomains and `*` any name. A request with another Host header gets a 400, so "
+            "that a web page whose name an attacker points at this machine (DNS rebinding) cannot reach "
+            "it. Serving beyond this machine (`citeqa serve --host 0.0.0.0`), list the names clients use."
+        ),
+    )
     sample_corpus: Path = Field(
         default=SAMPLE_CORPUS,
         description="The bundled sample report (`make run` indexes it into an empty index).",
@@ -100,6 +111,22 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.keys_file or self.data_dir / "keys.json"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _some_host(cls, hosts: list[str]) -> list[str]:
+        # Host names are case-insensitive: compared in lower case.
+        hosts = [host.strip().lower() for host in hosts if host.strip()]
+        if not hosts:
+            raise ValueError("list at least one host name, or * for any")
+        return hosts
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> Settings:

@@ -14,11 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources
 from service.deps import collection_in_path
+from service.docs import install_docs
 from service.errors import install_error_handlers
+from service.guards import RequestGuard
+from service.headers import SecurityHeaders
 from service.jobs import JOBS_FOLDER, JobQueue
 from service.keys import KeyStore
 from service.limits import BodyLimit
 from service.metrics import Metrics
+from service.openapi import install_openapi
 from service.routes import chat, collections, documents, health, jobs, search
 
 logger = logging.getLogger(__name__)
@@ -60,14 +64,21 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs from the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.keys = KeyStore(settings.keys_path)
-    # Error handling first: the metrics middleware then wraps it and counts the 500s it answers.
+    # Middleware added later wraps what was added before. Error handling first; then the guard, so that
+    # a refused request reaches nothing else; the body limit; the headers, on every answer, refusals too;
+    # the metrics last, counting the 500s and the refusals.
     install_error_handlers(app)
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
     app.state.metrics = Metrics()
     app.state.metrics.install(app)
-    app.add_middleware(BodyLimit, settings=settings)
     app.include_router(search.router)
     app.include_router(collections.router)
     app.include_router(jobs.router)
@@ -77,6 +88,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     )
     app.include_router(health.router)
     app.include_router(chat.router)
+    install_openapi(app)
+    install_docs(app)
     if WEB_ROOT.is_dir():
         app.mount("/", StaticFiles(directory=WEB_ROOT, html=True), name="web")
     return app

@@ -236,7 +236,13 @@ def _print_search_result(result: SearchResult) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default CITEQA_HOST, 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Bind address (default CITEQA_HOST, 127.0.0.1). Serving other machines (0.0.0.0)? Also set "
+            "CITEQA_ALLOWED_HOSTS to the names they reach it by: other Host headers get a 400."
+        ),
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default CITEQA_PORT, 8000).")] = None,
     ingest_if_empty: Annotated[
         list[Path] | None,

@@ -15,9 +15,11 @@ from citeqa.errors import (
     CiteQAError,
     CollectionExists,
     CollectionNotFound,
+    CrossOriginWrite,
     DocumentNotFound,
     EmbeddingModelError,
     Forbidden,
+    HostNotAllowed,
     IndexLocked,
     IndexModelMismatch,
     InvalidCollectionName,
@@ -36,8 +38,10 @@ logger = logging.getLogger(__name__)
 # The status of each error class; a class not listed takes that of its nearest listed ancestor.
 STATUS_OF: dict[type[CiteQAError], int] = {
     CiteQAError: 400,
+    HostNotAllowed: 400,
     Unauthorized: 401,
     Forbidden: 403,
+    CrossOriginWrite: 403,
     DocumentNotFound: 404,
     CollectionNotFound: 404,
     CollectionExists: 409,
@@ -54,8 +58,8 @@ STATUS_OF: dict[type[CiteQAError], int] = {
 }
 
 
-def status_of(error: CiteQAError) -> int:
-    return next(STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF)
+def status_of(error: type[CiteQAError]) -> int:
+    return next(STATUS_OF[cls] for cls in error.__mro__ if cls in STATUS_OF)
 
 
 class ErrorBody(BaseModel):
@@ -71,6 +75,15 @@ def error_response(status: int, error: str, message: str, details: list[dict] | 
         status_code=status,
         content=ErrorBody(error=error, message=message, details=details or []).model_dump(),
     )
+
+
+def citeqa_error_response(error: CiteQAError) -> JSONResponse:
+    response = error_response(status_of(type(error)), type(error).__name__, error.message, error.details)
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="citeqa"'
+    if isinstance(error, JobQueueFull):
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 INTERNAL_ERROR_MESSAGE = "The server failed unexpectedly; the error is in its log."
@@ -110,12 +123,7 @@ class UnexpectedErrors:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CiteQAError)
     async def citeqa_error(_: Request, exc: CiteQAError) -> JSONResponse:
-        response = error_response(status_of(exc), type(exc).__name__, exc.message, exc.details)
-        if isinstance(exc, Unauthorized):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="citeqa"'
-        if isinstance(exc, JobQueueFull):
-            response.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return response
+        return citeqa_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,6 +7,10 @@ import time
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+# Labels come from fixed sets: the route's template (or "unmatched") and these methods (or "other"). A label
+# taken from the request as sent would let any client add series, 17 per label set, without end.
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -30,9 +34,10 @@ class Metrics:
         async def measure(request: Request, call_next):
             started = time.perf_counter()
             response = await call_next(request)
+            method = request.method if request.method in METHODS else "other"
             route = getattr(request.scope.get("route"), "path", "unmatched")
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
-            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+            self.requests.labels(method, route, str(response.status_code)).inc()
+            self.latency.labels(method, route).observe(time.perf_counter() - started)
             return response
 
     def response(self) -> Response:

@@ -6,11 +6,19 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from citeqa.collections import DEFAULT_COLLECTION
+from citeqa.errors import (
+    CollectionNotFound,
+    IndexModelMismatch,
+    InvalidQuestion,
+    NotReady,
+    TooManyFilterValues,
+)
 from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
 from service.deps import ReadGrant
 from service.limits import check_filters
+from service.openapi import error_responses
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -73,7 +81,14 @@ class ChatResponse(BaseModel):
     result: SearchResult = Field(description="Exactly what POST /v1/search returns for `query`.")
 
 
-@router.post("/chat", response_model=ChatResponse, summary="Answer the last question of a conversation")
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    summary="Answer the last question of a conversation",
+    responses=error_responses(
+        InvalidQuestion, TooManyFilterValues, CollectionNotFound, IndexModelMismatch, NotReady
+    ),
+)
 def chat(request: ChatRequest, grant: ReadGrant) -> ChatResponse:
     """Search for the last user message, read in the context of the user messages before it.
 

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
 from citeqa.collections import COLLECTION_NAME_PATTERN, COLLECTION_NAME_RULE, Collection
+from citeqa.errors import CollectionExists, CollectionNotFound, InvalidCollectionName, NotReady
 from service.deps import AdminGrant, ReadGrant, ResourcesDep
+from service.openapi import error_responses
 
 CollectionName = Annotated[
     str,
@@ -49,7 +51,12 @@ def _info(collection: Collection) -> CollectionInfo:
     )
 
 
-@router.get("", response_model=CollectionList, summary="Every collection, with its counts")
+@router.get(
+    "",
+    response_model=CollectionList,
+    summary="Every collection, with its counts",
+    responses=error_responses(NotReady),
+)
 def list_collections(resources: ResourcesDep, grant: ReadGrant) -> CollectionList:
     """The collections the caller's key reaches (all of them while no key exists)."""
     names = [name for name in resources.collections.names() if grant.allows(name)]
@@ -61,6 +68,7 @@ def list_collections(resources: ResourcesDep, grant: ReadGrant) -> CollectionLis
     response_model=CollectionInfo,
     status_code=status.HTTP_201_CREATED,
     summary="Create an empty collection",
+    responses=error_responses(CollectionExists, NotReady),
 )
 def create_collection(body: NewCollection, resources: ResourcesDep, grant: AdminGrant) -> CollectionInfo:
     """Add documents to it with `POST /v1/collections/{name}/documents`; search it with `"collection"` in
@@ -69,7 +77,12 @@ def create_collection(body: NewCollection, resources: ResourcesDep, grant: Admin
     return _info(resources.collections.create(body.name))
 
 
-@router.delete("/{name}", response_model=DeletedCollection, summary="Delete a collection and its documents")
+@router.delete(
+    "/{name}",
+    response_model=DeletedCollection,
+    summary="Delete a collection and its documents",
+    responses=error_responses(InvalidCollectionName, CollectionNotFound, NotReady),
+)
 def delete_collection(
     name: Annotated[str, Path(pattern=COLLECTION_NAME_PATTERN)], resources: ResourcesDep, grant: AdminGrant
 ) -> DeletedCollection:

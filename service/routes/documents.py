@@ -3,13 +3,23 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 from pydantic import BaseModel
 
-from citeqa.errors import UploadRejected
+from citeqa.errors import (
+    CollectionNotFound,
+    DocumentNotFound,
+    IndexLocked,
+    IndexModelMismatch,
+    JobQueueFull,
+    NotReady,
+    UploadRejected,
+    UploadTooLarge,
+)
 from index.documents import Document
 from index.readers import SUPPORTED_EXTENSIONS, read_upload
 from index.storage.documents import DocumentSummary
 from service.deps import JobsDep, PathCollection, ReadGrant, WriteGrant
 from service.jobs import Job
 from service.limits import check_articles, check_file_count
+from service.openapi import error_responses
 
 # Mounted twice (service/app.py): at /v1/documents for the default collection, and under
 # /v1/collections/{collection} for any.
@@ -26,13 +36,23 @@ class DeletedDocument(BaseModel):
     deleted: bool = True
 
 
-@router.get("", response_model=DocumentList, summary="All indexed documents")
+@router.get(
+    "",
+    response_model=DocumentList,
+    summary="All indexed documents",
+    responses=error_responses(CollectionNotFound, NotReady),
+)
 def list_documents(name: PathCollection, grant: ReadGrant) -> DocumentList:
     documents = grant.collection(name).store.list_documents()
     return DocumentList(documents=documents, total=len(documents))
 
 
-@router.get("/{doc_id}", response_model=Document, summary="One document: full text and metadata")
+@router.get(
+    "/{doc_id}",
+    response_model=Document,
+    summary="One document: full text and metadata",
+    responses=error_responses(DocumentNotFound, CollectionNotFound, NotReady),
+)
 def get_document(doc_id: str, name: PathCollection, grant: ReadGrant) -> Document:
     """The full text that citations point into, with the page map (`page_map[i]` starts at `char_start`)."""
     return grant.collection(name).store.get_document(doc_id)
@@ -43,6 +63,7 @@ def get_document(doc_id: str, name: PathCollection, grant: ReadGrant) -> Documen
     response_model=Job,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Upload files to index, in the background",
+    responses=error_responses(UploadTooLarge, UploadRejected, JobQueueFull, CollectionNotFound, NotReady),
 )
 def upload_documents(files: list[UploadFile], name: PathCollection, grant: WriteGrant, queue: JobsDep) -> Job:
     """Read uploaded files (`.txt`, `.md`, `.jsonl`, `.pdf`; a monthly report is detected and split into its
@@ -67,7 +88,14 @@ def upload_documents(files: list[UploadFile], name: PathCollection, grant: Write
     return queue.submit(name, [upload.filename or "upload.txt" for upload in files], documents, problems)
 
 
-@router.delete("/{doc_id}", response_model=DeletedDocument, summary="Remove a document and its vectors")
+@router.delete(
+    "/{doc_id}",
+    response_model=DeletedDocument,
+    summary="Remove a document and its vectors",
+    responses=error_responses(
+        DocumentNotFound, CollectionNotFound, IndexLocked, IndexModelMismatch, NotReady
+    ),
+)
 def delete_document(doc_id: str, name: PathCollection, grant: WriteGrant) -> DeletedDocument:
     grant.collection(name).store.delete(doc_id)
     return DeletedDocument(doc_id=doc_id)

@@ -3,7 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from citeqa.errors import NotReady
 from service.deps import AdminGrant, ResourcesDep
+from service.openapi import error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +31,12 @@ def healthz() -> Alive:
     return Alive()
 
 
-@router.get("/readyz", response_model=Ready, summary="Model loaded and index open", responses={503: {}})
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    summary="Model loaded and index open",
+    responses=error_responses(NotReady),
+)
 def readyz(resources: ResourcesDep) -> Ready:
     """The model, and the default collection's counts (`GET /v1/collections` lists every collection's)."""
     store = resources.collection().store

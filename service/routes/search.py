@@ -4,6 +4,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from citeqa.collections import DEFAULT_COLLECTION
+from citeqa.errors import (
+    CollectionNotFound,
+    IndexModelMismatch,
+    InvalidQuestion,
+    NotReady,
+    TooManyFilterValues,
+)
 from index.search import (
     DEFAULT_MODE,
     MAX_QUESTION_CHARS,
@@ -14,6 +21,7 @@ from index.search import (
 )
 from service.deps import ReadGrant
 from service.limits import check_filters
+from service.openapi import error_responses
 from service.routes.collections import CollectionName
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -48,7 +56,14 @@ class SearchRequest(BaseModel):
     }
 
 
-@router.post("/search", response_model=SearchResult, summary="Ranked passages that answer a question")
+@router.post(
+    "/search",
+    response_model=SearchResult,
+    summary="Ranked passages that answer a question",
+    responses=error_responses(
+        InvalidQuestion, TooManyFilterValues, CollectionNotFound, IndexModelMismatch, NotReady
+    ),
+)
 def search(request: SearchRequest, grant: ReadGrant) -> SearchResult:
     """Embed the question, search the index and return the top passages, each with its citation,
     the sentence that best answers (`answer`, and `highlight` within each passage), and

@@ -80,3 +80,36 @@ def test_a_rule_between_settings_is_reported_by_its_own_message(monkeypatch, fre
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
 def test_every_setting_is_documented_in_the_readme(field: str) -> None:
     assert f"`CITEQA_{field.upper()}`" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("value", "hosts"),
+    [
+        ("citeqa.example.org", ["citeqa.example.org"]),
+        (
+            " citeqa.example.org, *.Corp.example ,localhost",
+            ["citeqa.example.org", "*.corp.example", "localhost"],
+        ),
+        ('["citeqa.example.org", "::1"]', ["citeqa.example.org", "::1"]),
+        ("*", ["*"]),
+    ],
+)
+def test_allowed_hosts_are_read_as_a_comma_separated_or_json_list(
+    monkeypatch, value: str, hosts: list[str]
+) -> None:
+    monkeypatch.setenv("CITEQA_ALLOWED_HOSTS", value)
+    assert Settings().allowed_hosts == hosts
+
+
+def test_by_default_only_the_loopback_names_are_allowed_hosts(monkeypatch) -> None:
+    monkeypatch.delenv("CITEQA_ALLOWED_HOSTS", raising=False)
+    assert Settings().allowed_hosts == ["localhost", "127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize("value", ["", " , ", "[]"])
+def test_an_empty_list_of_allowed_hosts_is_refused_saying_what_to_set(
+    monkeypatch, fresh_settings, value: str
+) -> None:
+    monkeypatch.setenv("CITEQA_ALLOWED_HOSTS", value)
+    with pytest.raises(InvalidSettings, match=r"CITEQA_ALLOWED_HOSTS: .*at least one host name, or \*"):
+        get_settings()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import string
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         max_upload_mb=1,
         answerable_threshold_cjk=-1.0,
         answerable_threshold_other=-1.0,
+        allowed_hosts=["testserver"],  # the Host of TestClient's requests
     )
     resources = Resources.from_encoder(settings, FakeEncoder())
     with TestClient(create_app(settings, resources)) as test_client:
@@ -204,3 +207,26 @@ def test_metrics_count_requests_by_route(client: TestClient) -> None:
     client.get("/healthz")
     metrics = client.get("/metrics").text
     assert 'citeqa_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in metrics
+
+
+def _series(metrics: str) -> set[str]:
+    """The HTTP metrics' series: each sample name with one set of labels."""
+    return {line.split(" ")[0] for line in metrics.splitlines() if line.startswith("citeqa_http_")}
+
+
+def test_made_up_methods_and_random_paths_add_a_bounded_number_of_metric_series(client: TestClient) -> None:
+    # A label set costs 17 series (a counter and a histogram of 12 buckets, each with its totals): labels
+    # taken from the request as sent would let any client grow the registry, and every scrape, without end.
+    picker = random.Random(15)
+    paths = ["/v1/search", "/healthz", "/v1/documents/x", "/v1/documents"]
+    client.get("/metrics")
+    before = _series(client.get("/metrics").text)
+    for _ in range(100):
+        method = "".join(picker.choices(string.ascii_uppercase, k=7))
+        path = picker.choice([*paths, "/" + "".join(picker.choices(string.ascii_lowercase, k=10))])
+        client.request(method, path)
+    added = _series(client.get("/metrics").text) - before
+    assert {label for series in added for label in series.split(",") if label.startswith("method=")} == {
+        'method="other"'
+    }
+    assert len(added) <= 2 * 17, sorted(added)

@@ -24,7 +24,10 @@ ARTICLES = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "index", chunk_size=100, chunk_overlap=10)
+    # allowed_hosts: the Host of TestClient's requests.
+    settings = Settings(
+        data_dir=tmp_path / "index", chunk_size=100, chunk_overlap=10, allowed_hosts=["testserver"]
+    )
     resources = Resources.from_encoder(settings, FakeEncoder())
     resources.collection().indexer.add(
         [make_document(title, text, section) for title, text, section in ARTICLES]

@@ -60,6 +60,7 @@ def _settings(data_dir: Path) -> Settings:
         answerable_threshold_cjk=-1.0,
         answerable_threshold_other=-1.0,
         translate_questions=False,
+        allowed_hosts=["testserver", "127.0.0.1"],  # TestClient's Host and the live server's
     )
 
 

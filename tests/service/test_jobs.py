@@ -113,7 +113,13 @@ def test_the_queue_refuses_jobs_past_its_limit(collections: Collections, tmp_pat
 
 
 def test_a_full_queue_answers_429_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(data_dir=tmp_path / "index", chunk_size=100, chunk_overlap=10, max_queued_jobs=1)
+    settings = Settings(
+        data_dir=tmp_path / "index",
+        chunk_size=100,
+        chunk_overlap=10,
+        max_queued_jobs=1,
+        allowed_hosts=["testserver"],
+    )
     resources = Resources.from_encoder(settings, FakeEncoder())
     # The worker is kept from running, so the first job still waits when the second comes.
     monkeypatch.setattr(JobQueue, "start", lambda self: None)

@@ -62,6 +62,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "index",
         chunk_size=100,
         chunk_overlap=10,
+        allowed_hosts=["testserver", "127.0.0.1"],
         answerable_threshold_cjk=-1.0,
         answerable_threshold_other=-1.0,
     )

@@ -27,6 +27,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "index",
         chunk_size=100,
         chunk_overlap=10,
+        allowed_hosts=["testserver", "127.0.0.1"],
         max_upload_mb=1,
         max_upload_files=3,
         max_article_chars=1000,

@@ -9,8 +9,9 @@ import json
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.conftest import RunningServer
 from tests.service.browser import BROWSER_MARKS, PHONE, WIDE, launched_chromium, shot
@@ -26,14 +27,28 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
+def _record_errors(page: Page) -> list[str]:
+    """The page's JavaScript errors, and what its Content-Security-Policy refused (a console error)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    return errors
+
+
 @pytest.fixture
 def page(browser: Browser, real_server: RunningServer) -> Iterator[Page]:
-    """A fresh page (empty localStorage) on the server; any JavaScript error fails the test."""
+    """A fresh page (empty localStorage) on the server; any JavaScript error or CSP refusal fails the test."""
     context = browser.new_context(viewport=WIDE, locale="en-US", base_url=real_server.url)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=real_server.url)
     opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
+    errors = _record_errors(opened)
     opened.goto("/")
     expect(opened.locator(".chip[data-section]")).to_have_count(5)
     yield opened
@@ -274,3 +289,42 @@ def test_questions_from_outside_the_collection_say_nothing_answers_them(page: Pa
         expect(turn.locator(".sources .cite")).to_have_count(turn.locator(".card").count())
         shot(page, f"{12 + number}-nothing-answers-{language}.png")
     expect(page.locator(".answer-text")).to_have_count(0)
+
+
+def test_the_api_docs_render_every_operation_offline(browser: Browser, real_server: RunningServer) -> None:
+    """/docs and /redoc load nothing from another site (a CDN would leave them blank offline) and render
+    under the server's Content-Security-Policy."""
+    context = browser.new_context(viewport=WIDE, locale="en-US", base_url=real_server.url)
+    elsewhere: list[str] = []
+
+    def only_the_server(route: Route) -> None:
+        if route.request.url.startswith(real_server.url):
+            route.continue_()
+        else:  # as offline
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page = context.new_page()
+    errors = _record_errors(page)
+    operations = sum(
+        len(item) for item in httpx.get(f"{real_server.url}/openapi.json").json()["paths"].values()
+    )
+
+    page.goto("/docs")
+    expect(page.locator(".opblock")).to_have_count(operations)
+    expect(page.locator(".opblock-summary-path").filter(has_text="/v1/search")).to_be_visible()
+    # An operation opens with its error responses, documented as the ErrorBody they are sent with.
+    page.locator(".opblock-summary").filter(has_text="/v1/search").click()
+    refused = page.locator(".responses-table .response[data-code='403']")
+    expect(refused).to_contain_text("CrossOriginWrite")
+    refused.scroll_into_view_if_needed()
+    shot(page, "15-api-docs.png")
+
+    page.goto("/redoc")
+    expect(page.get_by_role("heading", name="Ranked passages that answer a question")).to_be_visible()
+    shot(page, "16-api-redoc.png")
+    context.close()
+    assert elsewhere == []
+    # ReDoc's footer asks for its maker's badge, unconditionally; the policy refuses it, and ReDoc hides it.
+    assert [error for error in errors if "cdn.redoc.ly/redoc/logo-mini.svg" not in error] == []
