@@ -1,4 +1,7 @@
-# CiteQA: CPU-only image. Build: docker build -t citeqa .   Run: docker run -p 8000:8000 citeqa
+# CiteQA: CPU-only image. Build: docker build -t citeqa .
+# It listens on all interfaces, so it needs an API key first (kept in the data volume), then runs:
+#   docker run --rm -v citeqa-data:/data citeqa citeqa keys create --name admin --scope admin
+#   docker run -p 8000:8000 -v citeqa-data:/data citeqa
 # Reached under another name than localhost (a server's): docker run -e CITEQA_ALLOWED_HOSTS=that.name ...
 FROM python:3.11-slim
 
