@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from citeqa.settings import Settings
 from index.chunking import Chunker
 from index.documents import Document, PageStart, make_doc_id
 from index.ingest import Indexer
@@ -46,6 +47,20 @@ def fake_encoder() -> FakeEncoder:
 @pytest.fixture
 def chunker() -> Chunker:
     return Chunker(chunk_size=120, chunk_overlap=20)
+
+
+def fake_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for CiteQA over the fake encoder: small chunks; every question answerable (the fake
+    encoder's cosines are not those the thresholds were calibrated for); TestClient's Host allowed."""
+    defaults: dict[str, Any] = {
+        "data_dir": data_dir,
+        "chunk_size": 100,
+        "chunk_overlap": 10,
+        "answerable_threshold_cjk": -1.0,
+        "answerable_threshold_other": -1.0,
+        "allowed_hosts": ["testserver", "127.0.0.1"],
+    }
+    return Settings(**(defaults | overrides))
 
 
 def manifest_for(encoder: FakeEncoder, chunker: Chunker) -> Manifest:

@@ -8,16 +8,13 @@ import pytest
 
 from citeqa.collections import DEFAULT_COLLECTION, Collections, check_collection_name
 from citeqa.errors import CollectionExists, CollectionNotFound, InvalidCollectionName
-from citeqa.settings import Settings
-from tests.conftest import make_document
+from tests.conftest import fake_settings, make_document
 from tests.fakes import FakeEncoder
 
 
 @pytest.fixture
 def collections(tmp_path: Path):
-    opened = Collections(
-        Settings(data_dir=tmp_path / "data", chunk_size=100, chunk_overlap=10), FakeEncoder(), None
-    )
+    opened = Collections(fake_settings(tmp_path / "data"), FakeEncoder(), None)
     yield opened
     opened.close()
 
@@ -63,7 +60,7 @@ def test_a_collection_must_be_created_before_it_is_used(collections: Collections
 
 
 def test_collections_persist_across_processes(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", chunk_size=100, chunk_overlap=10)
+    settings = fake_settings(tmp_path / "data")
     first = Collections(settings, FakeEncoder(), None)
     first.create("reports").indexer.add([make_document("云服务", "云服务市场规模持续扩大。")])
     first.close()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
+from tests.conftest import fake_settings
 from tests.fakes import FakeEncoder
 from tests.service.uploads import upload
 
@@ -26,14 +26,7 @@ CLOUD = {"title": "云服务市场", "text": "云服务市场规模持续扩大�
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        allowed_hosts=["testserver", "127.0.0.1"],
-        answerable_threshold_cjk=-1.0,
-        answerable_threshold_other=-1.0,
-    )
+    settings = fake_settings(tmp_path / "index")
     resources = Resources.from_encoder(settings, FakeEncoder())
     with TestClient(create_app(settings, resources)) as test_client:
         yield test_client

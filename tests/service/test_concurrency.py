@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
-from tests.conftest import serving
+from tests.conftest import fake_settings, serving
 from tests.fakes import FakeEncoder
 from tests.service.uploads import upload
 
@@ -34,13 +33,7 @@ ROUNDS = 12
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    settings = Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        answerable_threshold_cjk=-1.0,
-        answerable_threshold_other=-1.0,
-    )
+    settings = fake_settings(tmp_path / "index")
     resources = Resources.from_encoder(settings, FakeEncoder())
     try:
         with serving(create_app(settings, resources)) as served:

@@ -14,12 +14,11 @@ from fastapi.testclient import TestClient
 
 from citeqa.collections import Collections
 from citeqa.errors import JobQueueFull
-from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from index.readers import read_upload
 from service.app import create_app
 from service.jobs import DOCUMENTS_FILE, JOB_FILE, JobQueue
-from tests.conftest import SAMPLE_REPORT, free_port, start_server, stop_server
+from tests.conftest import SAMPLE_REPORT, fake_settings, free_port, start_server, stop_server
 from tests.fakes import FakeEncoder
 from tests.service.uploads import wait_for_job
 
@@ -31,9 +30,7 @@ ARTICLES = [
 
 @pytest.fixture
 def collections(tmp_path: Path):
-    opened = Collections(
-        Settings(data_dir=tmp_path / "data", chunk_size=100, chunk_overlap=10), FakeEncoder(), None
-    )
+    opened = Collections(fake_settings(tmp_path / "data"), FakeEncoder(), None)
     yield opened
     opened.close()
 
@@ -113,13 +110,7 @@ def test_the_queue_refuses_jobs_past_its_limit(collections: Collections, tmp_pat
 
 
 def test_a_full_queue_answers_429_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        max_queued_jobs=1,
-        allowed_hosts=["testserver"],
-    )
+    settings = fake_settings(tmp_path / "index", max_queued_jobs=1)
     resources = Resources.from_encoder(settings, FakeEncoder())
     # The worker is kept from running, so the first job still waits when the second comes.
     monkeypatch.setattr(JobQueue, "start", lambda self: None)

@@ -19,6 +19,7 @@ from service import cli
 from service.app import create_app
 from service.cli import app as cli_app
 from service.keys import KeyStore
+from tests.conftest import fake_settings
 from tests.fakes import FakeEncoder
 from tests.service.uploads import upload
 
@@ -58,14 +59,7 @@ def test_a_key_name_that_cannot_be_used_is_refused(tmp_path: Path, name: str) ->
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        allowed_hosts=["testserver", "127.0.0.1"],
-        answerable_threshold_cjk=-1.0,
-        answerable_threshold_other=-1.0,
-    )
+    return fake_settings(tmp_path / "index")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
-from tests.conftest import serving
+from tests.conftest import fake_settings, serving
 from tests.fakes import FakeEncoder
 
 ARTICLE = {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，手机芯片供不应求。", "doc_id": "chips"}
@@ -23,11 +23,8 @@ ARTICLE = {"title": "晶圆代工吃紧", "text": "晶圆代工产能紧张，�
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        allowed_hosts=["testserver", "127.0.0.1"],
+    return fake_settings(
+        tmp_path / "index",
         max_upload_mb=1,
         max_upload_files=3,
         max_article_chars=1000,
