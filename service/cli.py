@@ -473,8 +473,14 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name (`citeqa keys list`).")]) -> None:
     """Revoke an API key: calls with it are refused from now on, by running servers too."""
-    KeyStore(get_settings().keys_path).revoke(name)
+    keys = KeyStore(get_settings().keys_path)
+    keys.revoke(name)
     console.print(f"Revoked key {name}.")
+    if not keys.enabled():
+        errors.print(
+            "[yellow]No API key remains: the API is open again to anyone who reaches the port.[/] "
+            "Create a key to close it."
+        )
 
 
 @model_app.command("prepare")
