@@ -6,6 +6,7 @@ counts as found at k when a passage of its gold article is among the top k.
 
     .venv/bin/python scripts/measure_followups.py              # the real embedded model, sample index
     .venv/bin/python scripts/measure_followups.py --data-dir var/index   # reuse an index holding the sample
+    .venv/bin/python scripts/measure_followups.py --k 3 --pairs data/eval/followups2-tune.jsonl
 
 Without --data-dir the sample report is indexed into a temporary folder first (a minute or two on CPU).
 """
@@ -95,6 +96,9 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, help="An index that holds the sample report.")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument(
+        "--pairs", type=Path, action="append", help=f"A pairs file (repeatable; default {PAIRS_FILE.name})."
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -105,11 +109,13 @@ def main() -> None:
             if resources.collection().store.counts()[0] == 0:
                 resources.collection().indexer.ingest_paths([settings.sample_corpus])
             logger.info("model %s, index %s", resources.encoder.name, settings.data_dir)
-            _report("follow-ups", measure(resources.collection().searcher, load_pairs(), args.k))
-            _report(
-                "new topics (must not be rewritten)",
-                measure(resources.collection().searcher, load_pairs(kind="new_topic"), args.k),
-            )
+            searcher = resources.collection().searcher
+            for path in args.pairs or [PAIRS_FILE]:
+                _report(f"{path.name}: follow-ups", measure(searcher, load_pairs(path), args.k))
+                _report(
+                    f"{path.name}: new topics (must not be rewritten)",
+                    measure(searcher, load_pairs(path, kind="new_topic"), args.k),
+                )
         finally:
             resources.close()
 
