@@ -40,13 +40,14 @@ def limit_blas_threads() -> None:
 
 
 def torch_threads(settings: Settings) -> int:
-    """Torch's intra-op threads: CITEQA_TORCH_THREADS, or one per CPU this process may run on.
+    """Torch's intra-op threads: CITEQA_TORCH_THREADS (default 1), or with 0 one per CPU this process may
+    run on (torch itself would count physical cores and ignore a container's CPU set).
 
-    Set rather than left to torch, which counts physical cores (half the CPUs on a machine with two
-    threads per core) and ignores a container's CPU set. All of them, because with the questions of
-    concurrent requests batched (`query_encoder`) one forward pass at a time uses the model, and a wide
-    pass splits well; the request threads' own work (ranking, SQLite, one BLAS thread each) is short.
-    Measured in docs/PERF.md, "Concurrent questions (issue 12)"."""
+    One by default, measured on a busy 2-core machine (docs/PERF.md, "Concurrent questions"): a question
+    encoded with two threads took 92-98 ms in a worker thread and about 1,050 ms in the main thread (as the
+    CLI and `citeqa eval` encode), with one thread 76-80 ms in either. With the questions of concurrent
+    requests batched (`query_encoder`), one forward pass at a time runs on one core while the request
+    threads rank, read SQLite and tokenise on the other."""
     return settings.torch_threads or len(os.sched_getaffinity(0))
 
 
