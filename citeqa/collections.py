@@ -22,7 +22,7 @@ from index.ingest import Indexer
 from index.search import Searcher
 from index.storage.documents import DATABASE_FILE
 from index.store import IndexStore, Manifest
-from index.translation import QueryTranslator
+from index.translation import Translator
 from index.vectors import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Collections:
         self,
         settings: Settings,
         encoder: TextEncoder,
-        translator: QueryTranslator | None,
+        translator: Translator | None,
         *,
         rebuild: bool = False,
     ) -> None:

@@ -51,6 +51,28 @@ class Settings(BaseSettings):
         default=False, description="Dynamic int8 quantisation of the model (faster, ~0.98 cosine)."
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Passages encoded per batch.")
+    query_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="How long, in ms, a question waits for others asked at the same time, to be encoded "
+        "with them in one forward pass; 0 encodes each request's question on its own.",
+    )
+    query_batch_size: int = Field(
+        default=32, ge=1, le=512, description="Most questions encoded in one forward pass."
+    )
+    query_cache_size: int = Field(
+        default=1024,
+        ge=0,
+        description="Question vectors remembered (by exact text and model), so that a repeated question "
+        "skips the model; 0 remembers none.",
+    )
+    torch_threads: int = Field(
+        default=1,
+        ge=0,
+        description="Threads torch uses within one forward pass (the rest of the CPUs serve the requests' "
+        "searches); 0: one per CPU this process may use.",
+    )
     chunk_size: int = Field(
         default=300, ge=50, le=600, description="Maximum characters in a chunk (passage)."
     )

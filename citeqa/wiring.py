@@ -8,13 +8,20 @@ model already loaded), so that they search exactly alike. Nothing here is global
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
 
 from citeqa.collections import DEFAULT_COLLECTION, Collection, Collections
 from citeqa.settings import Settings
+from embeddings.batching import QueryBatcher
+from embeddings.cache import QueryCache
+from index.lexical import Concept
 from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
 
@@ -32,6 +39,18 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def torch_threads(settings: Settings) -> int:
+    """Torch's intra-op threads: CITEQA_TORCH_THREADS (default 1), or with 0 one per CPU this process may
+    run on (torch itself would count physical cores and ignore a container's CPU set).
+
+    One by default, measured on a busy 2-core machine (docs/PERF.md, "Concurrent questions"): a question
+    encoded with two threads took 92-98 ms in a worker thread and about 1,050 ms in the main thread (as the
+    CLI and `citeqa eval` encode), with one thread 76-80 ms in either. With the questions of concurrent
+    requests batched (`query_encoder`), one forward pass at a time runs on one core while the request
+    threads rank, read SQLite and tokenise on the other."""
+    return settings.torch_threads or len(os.sched_getaffinity(0))
+
+
 def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEncoder:
     """The configured embedding model, loaded (and, for the embedded one, prepared once)."""
     # Imported here: sentence-transformers takes seconds to import, and only loading a model needs it.
@@ -42,19 +61,64 @@ def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEnco
         cache_dir=settings.model_cache,
         batch_size=settings.batch_size,
         quantize=settings.quantize,
+        threads=torch_threads(settings),
     )
     encoder.load(show_progress=show_progress)
     return encoder
 
 
+def query_encoder(settings: Settings, encoder: TextEncoder) -> tuple[TextEncoder, QueryBatcher | None]:
+    """The encoder searches use: questions looked up in a cache of vectors (CITEQA_QUERY_CACHE_SIZE),
+    the others batched with those of concurrent requests (CITEQA_QUERY_BATCH_WAIT_MS); and the batcher,
+    which the caller closes."""
+    batcher = None
+    if settings.query_batch_wait_ms > 0:
+        batcher = QueryBatcher(
+            encoder, max_wait_ms=settings.query_batch_wait_ms, max_batch=settings.query_batch_size
+        )
+        encoder = batcher
+    if settings.query_cache_size > 0:
+        encoder = QueryCache(encoder, settings.query_cache_size)
+    return encoder, batcher
+
+
 def load_translator(settings: Settings) -> QueryTranslator | None:
     """The English → Chinese keyword translator, unless switched off."""
-    if not settings.translate_questions:
-        return None
+    return _timed_translator() if settings.translate_questions else None
+
+
+def _timed_translator() -> QueryTranslator:
     started = time.perf_counter()
     translator = cc_cedict_translator()
     logger.info("CC-CEDICT query translator ready in %.1f s", time.perf_counter() - started)
     return translator
+
+
+class BackgroundTranslator:
+    """The CC-CEDICT translator, built in a thread of its own: building it takes seconds (17 s on a busy
+    2-core machine, more than loading the model), and the server is ready without it. A search that
+    needs it first waits for it; if building failed, that search raises the error."""
+
+    def __init__(self, build: Callable[[], QueryTranslator]) -> None:
+        self._built: Future[QueryTranslator] = Future()
+        threading.Thread(target=self._build, args=(build,), name="translator-build", daemon=True).start()
+
+    def _build(self, build: Callable[[], QueryTranslator]) -> None:
+        try:
+            self._built.set_result(build())
+        except Exception as exc:
+            logger.exception("Could not build the CC-CEDICT query translator")
+            self._built.set_exception(exc)
+
+    @property
+    def ready(self) -> bool:
+        return self._built.done()
+
+    def wait(self) -> QueryTranslator:
+        return self._built.result()
+
+    def translate(self, question: str, *, with_source_words: bool = False) -> list[Concept]:
+        return self.wait().translate(question, with_source_words=with_source_words)
 
 
 @dataclass
@@ -63,7 +127,9 @@ class Resources:
 
     settings: Settings
     encoder: TextEncoder
+    """The encoder searches and ingest use: the model behind the question cache and batcher."""
     collections: Collections
+    batcher: QueryBatcher | None = None
 
     @classmethod
     def load(cls, settings: Settings, *, show_progress: bool = False, rebuild: bool = False) -> Resources:
@@ -76,13 +142,22 @@ class Resources:
     @classmethod
     def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
         limit_blas_threads()
-        collections = Collections(settings, encoder, load_translator(settings), rebuild=rebuild)
-        collections.get(DEFAULT_COLLECTION)  # opened now: a bad index fails at start, not at a request
-        return cls(settings=settings, encoder=encoder, collections=collections)
+        searching, batcher = query_encoder(settings, encoder)
+        translator = BackgroundTranslator(_timed_translator) if settings.translate_questions else None
+        collections = Collections(settings, searching, translator, rebuild=rebuild)
+        try:
+            collections.get(DEFAULT_COLLECTION)  # opened now: a bad index fails at start, not at a request
+        except BaseException:
+            if batcher is not None:
+                batcher.close()
+            raise
+        return cls(settings=settings, encoder=searching, collections=collections, batcher=batcher)
 
     def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
         """An open collection (CollectionNotFound if `name` was never created)."""
         return self.collections.get(name)
 
     def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
         self.collections.close()

