@@ -68,10 +68,10 @@ class Settings(BaseSettings):
         "skips the model; 0 remembers none.",
     )
     torch_threads: int = Field(
-        default=1,
+        default=0,
         ge=0,
-        description="Threads torch uses within one forward pass (the rest of the CPUs serve the requests' "
-        "searches); 0: one per CPU this process may use.",
+        description="Threads torch uses within one forward pass; 0 (the default): one per CPU this process "
+        "may use. 1 leaves the other CPUs to the requests' searches (measured on a busy machine only).",
     )
     chunk_size: int = Field(
         default=300, ge=50, le=600, description="Maximum characters in a chunk (passage)."

@@ -40,14 +40,13 @@ def limit_blas_threads() -> None:
 
 
 def torch_threads(settings: Settings) -> int:
-    """Torch's intra-op threads: CITEQA_TORCH_THREADS (default 1), or with 0 one per CPU this process may
+    """Torch's intra-op threads: CITEQA_TORCH_THREADS, or with 0 (the default) one per CPU this process may
     run on (torch itself would count physical cores and ignore a container's CPU set).
 
-    One by default, measured on a busy 2-core machine (docs/PERF.md, "Concurrent questions"): a question
-    encoded with two threads took 92-98 ms in a worker thread and about 1,050 ms in the main thread (as the
-    CLI and `citeqa eval` encode), with one thread 76-80 ms in either. With the questions of concurrent
-    requests batched (`query_encoder`), one forward pass at a time runs on one core while the request
-    threads rank, read SQLite and tokenise on the other."""
+    One thread was faster on a busy 2-core machine (docs/PERF.md, "Concurrent questions": a question
+    encoded in 76-80 ms against 92-98 ms with two, and about 1,050 ms once in the main thread), but that
+    was measured with three other loads on the cores, and ingest embeds whole batches, which two threads
+    speed up: the default stays one per CPU until a quiet machine decides."""
     return settings.torch_threads or len(os.sched_getaffinity(0))
 
 

@@ -124,7 +124,9 @@ def eval_command(
     out_dirs = _out_dirs(questions, out)
     build_peers = _peer_builder() if run_peers else None
 
-    settings = get_settings()
+    # No question cache: every mode, and every file, pays for encoding its questions, so that latencies
+    # compare (with it, the modes after the first would reuse the first's question vectors).
+    settings = get_settings().model_copy(update={"query_cache_size": 0})
     started = time.perf_counter()
     with _progress_hook("Indexing the corpus") as hook:
         resources = load_resources(settings, corpus, on_progress=hook)
