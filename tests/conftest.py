@@ -157,18 +157,26 @@ def stop_server(process: subprocess.Popen) -> None:
         process.kill()
 
 
-@pytest.fixture(scope="session")
-def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """`citeqa serve` as a user starts it: real model, the bundled sample indexed, a real port."""
+@contextlib.contextmanager
+def running_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *args: str
+) -> Iterator[RunningServer]:
+    """`citeqa serve ARGS` on a data folder of its own and a free port, until the block ends."""
     port = free_port()
     env = {
         **os.environ,
-        "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp("server-index")),
+        "CITEQA_DATA_DIR": str(tmp_path_factory.mktemp(f"{name}-index")),
         "CITEQA_PORT": str(port),
     }
-    log_path = tmp_path_factory.mktemp("server-log") / "server.log"
-    process = start_server(["--ingest-if-empty", str(SAMPLE_REPORT.parent)], env, log_path)
+    process = start_server(list(args), env, tmp_path_factory.mktemp(f"{name}-log") / "server.log")
     try:
         yield RunningServer(url=f"http://127.0.0.1:{port}", env=env)
     finally:
         stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """`citeqa serve` as a user starts it: real model, the bundled sample indexed, a real port."""
+    with running_server(tmp_path_factory, "server", "--ingest-if-empty", str(SAMPLE_REPORT.parent)) as server:
+        yield server
