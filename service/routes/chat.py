@@ -6,20 +6,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from citeqa.collections import DEFAULT_COLLECTION
-from citeqa.errors import (
-    CollectionNotFound,
-    IndexModelMismatch,
-    InvalidQuestion,
-    NotReady,
-    TooManyFilterValues,
-)
 from index.followups import retrieval_query
 from index.search import MAX_QUESTION_CHARS, MAX_TOP_K, SearchFilters, SearchResult
 from index.text import question_terms
 from service.deps import ReadGrant
 from service.limits import check_filters
-from service.openapi import error_responses
 from service.routes.collections import CollectionName
+from service.routes.search import SEARCH_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -85,9 +78,7 @@ class ChatResponse(BaseModel):
     "/chat",
     response_model=ChatResponse,
     summary="Answer the last question of a conversation",
-    responses=error_responses(
-        InvalidQuestion, TooManyFilterValues, CollectionNotFound, IndexModelMismatch, NotReady
-    ),
+    responses=SEARCH_ERRORS,
 )
 def chat(request: ChatRequest, grant: ReadGrant) -> ChatResponse:
     """Search for the last user message, read in the context of the user messages before it.

@@ -56,13 +56,17 @@ class SearchRequest(BaseModel):
     }
 
 
+# What a search can refuse with; POST /v1/chat searches too, and declares the same.
+SEARCH_ERRORS = error_responses(
+    InvalidQuestion, TooManyFilterValues, CollectionNotFound, IndexModelMismatch, NotReady
+)
+
+
 @router.post(
     "/search",
     response_model=SearchResult,
     summary="Ranked passages that answer a question",
-    responses=error_responses(
-        InvalidQuestion, TooManyFilterValues, CollectionNotFound, IndexModelMismatch, NotReady
-    ),
+    responses=SEARCH_ERRORS,
 )
 def search(request: SearchRequest, grant: ReadGrant) -> SearchResult:
     """Embed the question, search the index and return the top passages, each with its citation,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from citeqa.settings import Settings
 from citeqa.wiring import Resources
 from service.app import create_app
+from tests.conftest import fake_settings
 from tests.fakes import FakeEncoder
 from tests.service.uploads import upload
 
@@ -34,16 +34,7 @@ ARTICLES = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    # The fake encoder's cosines are not those the thresholds were calibrated for: every question passes.
-    settings = Settings(
-        data_dir=tmp_path / "index",
-        chunk_size=100,
-        chunk_overlap=10,
-        max_upload_mb=1,
-        answerable_threshold_cjk=-1.0,
-        answerable_threshold_other=-1.0,
-        allowed_hosts=["testserver"],  # the Host of TestClient's requests
-    )
+    settings = fake_settings(tmp_path / "index", max_upload_mb=1)
     resources = Resources.from_encoder(settings, FakeEncoder())
     with TestClient(create_app(settings, resources)) as test_client:
         yield test_client
