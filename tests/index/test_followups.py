@@ -103,6 +103,21 @@ def test_a_fragment_is_searched_after_the_subject_of_the_previous_question(
     assert retrieval_query([first, follow_up]).query == f"{subject} {focus}"
 
 
+def test_a_single_character_tagged_as_a_place_is_a_noun_not_a_name_to_swap() -> None:
+    # jieba tags 云 as a place (ns); as a noun it is searched after the subject (阿里巴巴, up to 在).
+    first = "阿里巴巴在杭州建了什么？"
+    assert retrieval_query([first, "那云呢？"]).query == f"{first[: first.index('在')]} 云"
+
+
+def test_an_unmarked_turn_of_two_content_words_and_no_name_is_a_question_of_its_own() -> None:
+    # Without a marker (那, what about, 呢) or a pronoun, a follow-up is one content word and no name;
+    # 面板 and 出货量 are two.
+    assert retrieval_query(["小米第三季度智能手机销量是多少？", "面板出货量是多少？"]).model_dump() == {
+        "query": "面板出货量是多少？",
+        "rewritten": False,
+    }
+
+
 def test_follow_ups_chain_through_the_rewritten_questions() -> None:
     turns = ["小米第三季度智能手机销量是多少？", "那华为呢？", "OPPO呢？"]
     assert retrieval_query(turns).query == "OPPO第三季度智能手机销量是多少？"

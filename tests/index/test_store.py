@@ -236,7 +236,7 @@ CHURNED = [
 SEARCH_THREADS = 8
 # The churn lasts CHURN_SECONDS, longer on a loaded machine until it has done MIN_CHURN_CYCLES and some
 # search ran entirely while a document was gone (else the test would prove nothing), never past the limits.
-CHURN_SECONDS = 2.0
+CHURN_SECONDS = 1.0
 MIN_CHURN_CYCLES = 5
 CHURN_SECONDS_LIMIT = 10.0
 MAX_CHURN_CYCLES = 400
