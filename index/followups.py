@@ -103,8 +103,12 @@ def _resolve(turn: str, context: str | None) -> RetrievalQuery:
     focus = _focus(turn)
     tokens = _tokens(focus)
     slots = [t for t in tokens if t.kind in ("time", "name")]
-    if slots and all(t.kind in ("time", "name", "punct") or t.text == "的" for t in tokens):
+    # A preposition goes with its slot: "那在武汉呢？" is the place 武汉.
+    if slots and all(t.kind in ("time", "name", "punct") or t.text == "的" or t.shape == "p" for t in tokens):
         return RetrievalQuery(query=_fill_slots(context, slots), rewritten=True)
+    phrase = _replace_phrase(context, tokens)
+    if phrase is not None:
+        return RetrievalQuery(query=phrase, rewritten=True)
     subject = _subject(context)
     if any(t.kind == "pronoun" for t in tokens):
         return RetrievalQuery(query=_replace_pronouns(focus, tokens, subject), rewritten=True)
@@ -233,13 +237,51 @@ def _fill_slots(context: str, slots: list[_Token]) -> str:
 
 
 def _counterpart(slot: _Token, tokens: list[_Token]) -> _Token | None:
-    """What a follow-up slot replaces: a date of the same unit, else the same sort of name, else the subject."""
+    """What a follow-up slot replaces: a date of the same unit; a name of the same shape, else of the same
+    sort (a place for a place, a product for a product, a company for a company); else, for a company, the
+    question's topic; else its first name or its topic."""
     same_kind = [t for t in tokens if t.kind == slot.kind]
     if slot.kind == "time":
         return next((t for t in same_kind if t.shape == slot.shape), None)
-    return next((t for t in same_kind if t.shape == slot.shape), None) or (
-        same_kind[0] if same_kind else _leading_noun(tokens)
-    )
+    same_sort = [t for t in same_kind if _name_sort(t) == _name_sort(slot)]
+    found = next((t for t in same_kind if t.shape == slot.shape), None) or next(iter(same_sort), None)
+    if found is not None:
+        return found
+    topic = _leading_noun(tokens)
+    if _name_sort(slot) == "company" and topic is not None and _name_sort(topic) == "company":
+        return topic
+    return same_kind[0] if same_kind else topic
+
+
+def _name_sort(token: _Token) -> str:
+    """place (我国, 国内… and jieba's s), product (letters with digits: 5G, iPhone12), or company (any other
+    name or noun). jieba's ns is no sure sign of a place: it tags 蓝牙 and 天马 so too."""
+    if token.shape == "s" or token.text in _ZH_PLACES:
+        return "place"
+    return "product" if token.shape == "latin-digit" else "company"
+
+
+def _replace_phrase(context: str, tokens: list[_Token]) -> str | None:
+    """For a turn of two or more names and nouns ending in a noun of the previous query ("那4G手机呢？"
+    after "10月国内5G手机出货量是多少？"): the previous query with as many of the words ending in that noun
+    replaced by the turn's ("10月国内4G手机出货量是多少？"); None when the turn is not such a phrase."""
+    words = [t for t in tokens if t.kind != "punct"]
+    if len(words) < 2 or words[-1].kind != "noun" or any(t.kind not in ("name", "noun") for t in words):
+        return None
+    previous = _tokens(context)
+    head = next((i for i, t in enumerate(previous) if t.kind == "noun" and t.text == words[-1].text), None)
+    if head is None:
+        return None
+    first = head
+    while (
+        head - first + 1 < len(words)
+        and first > 0
+        and previous[first - 1].kind in ("name", "noun")
+        and previous[first - 1].end == previous[first].start
+    ):
+        first -= 1
+    phrase = "".join(t.text for t in words) if CJK.search(context) else " ".join(t.text for t in words)
+    return context[: previous[first].start] + phrase + context[previous[head].end :]
 
 
 def _leading_noun(tokens: list[_Token]) -> _Token | None:

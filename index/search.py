@@ -30,7 +30,7 @@ from index.lexical import Keywords
 from index.storage.documents import ChunkHit
 from index.storage.keywords import KeywordTop
 from index.store import IndexStore
-from index.text import is_cjk, question_terms, terms
+from index.text import english_names, is_cjk, question_terms, terms
 from index.translation import Translator
 from index.vectors import TextEncoder
 
@@ -404,7 +404,10 @@ class Searcher:
             return Keywords(), 0.0
         chinese_articles = self.store.vocabulary_is_chinese()
         if is_cjk(question) == chinese_articles:
-            return Keywords(terms=terms(question)), self.weights.lexical
+            names = english_names(question) if chinese_articles and self.translator is not None else []
+            # "Apple的…" over articles that write 苹果: the names' translations are looked for too.
+            concepts = self.translator.translate(" ".join(names)) if names and self.translator else []
+            return Keywords(terms=terms(question), concepts=concepts), self.weights.lexical
         if chinese_articles and self.translator is not None:
             concepts = self.translator.translate(question, with_source_words=mode == "lexical")
             return Keywords(concepts=concepts), self.weights.translated

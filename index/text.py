@@ -53,6 +53,17 @@ def is_cjk(text: str) -> bool:
     return cjk > 0 and cjk >= len(_LATIN_WORD.findall(text))
 
 
+# A capitalised Latin word of four letters or more, not part of a hyphenated compound: how a Chinese question
+# names a company or product in English ("Qualcomm的…", "China Unicom副总经理…"). All-capital acronyms (IDC,
+# TWS) and compounds (Micro-LED) are left out: articles write those as they are.
+_ENGLISH_NAME = re.compile(r"(?<![A-Za-z-])[A-Z][a-z]{3,}(?![A-Za-z-])")
+
+
+def english_names(text: str) -> list[str]:
+    """The capitalised English words of a mainly Chinese text ("Apple的iPhone销量" -> ["Apple"])."""
+    return _ENGLISH_NAME.findall(text)
+
+
 def terms(text: str) -> list[str]:
     """jieba words (accurate mode), lowercased, keeping only those with a letter, digit or CJK character:
     the words keyword search indexes and looks for."""

@@ -51,8 +51,13 @@ NEW_TOPICS = load_pairs(kind="new_topic")
             "iPhone12 ProMax",
         ),
         ("中国联通提出了什么科技创新计划？", "what about China Mobile?", "中国联通", "China Mobile"),
-        # … a place the place, rather than the subject (百度 opens the question, but 贵阳 is a place like 济南) …
+        # … a place the place, rather than the subject (百度 opens the question, but 贵阳 is a place like 济南),
+        # a preposition going with it …
         ("百度与济南签署了什么协议？", "那贵阳呢？", "济南", "贵阳"),
+        ("京东方在成都的工厂投资多少？", "那在武汉呢？", "成都", "武汉"),
+        # … a company the company or the topic, never a place or a product (中国, 5G) …
+        ("小米在中国卖了多少台手机？", "那Apple呢？", "小米", "Apple"),
+        ("小米5G手机销量是多少？", "那Apple呢？", "小米", "Apple"),
         # … and a date the date of the same unit: a quarter the quarter, the year stays.
         ("2016年我国显示行业产值是多少？", "2019年呢？", "2016年", "2019年"),
         ("10月国内5G手机出货量是多少？", "1~10月呢？", "10月", "1~10月"),
@@ -66,6 +71,19 @@ def test_a_follow_up_name_or_date_replaces_its_counterpart_in_the_previous_quest
         "query": first.replace(old, new, 1),
         "rewritten": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("first", "follow_up", "old", "new"),
+    [
+        ("10月国内5G手机出货量是多少？", "那4G手机呢？", "5G手机", "4G手机"),
+        ("华为手机销量是多少？", "那OPPO手机呢？", "华为手机", "OPPO手机"),
+    ],
+)
+def test_a_phrase_ending_in_a_noun_of_the_previous_question_replaces_as_many_words_ending_there(
+    first: str, follow_up: str, old: str, new: str
+) -> None:
+    assert retrieval_query([first, follow_up]).query == first.replace(old, new, 1)
 
 
 # The subject of a Chinese question is its words up to the first question word, preposition or verb of

@@ -7,7 +7,7 @@ from index.ingest import Indexer
 from index.lexical import Keywords
 from index.search import CandidateCounts, ChunkScores, RankingWeights, Searcher, SearchFilters, SearchMode, _z
 from index.store import IndexStore
-from index.text import is_cjk
+from index.text import is_cjk, terms
 from index.translation import QueryTranslator
 from tests.conftest import make_document
 
@@ -98,6 +98,29 @@ def test_an_english_question_over_chinese_articles_is_matched_by_its_translated_
     assert (
         searcher.search("How many panels were shipped?", top_k=1).passages[0].citation.doc_id == PANEL.doc_id
     )
+
+
+def test_a_chinese_question_naming_a_company_in_english_also_looks_for_the_name_s_translation(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM])
+    translator = QueryTranslator(
+        [
+            ("华为", ["Huawei"]),
+            ("面板", ["panel"]),
+            ("数据中心", ["IDC"]),
+            ("微", ["micro"]),
+            ("二极管", ["LED"]),
+        ]
+    )
+    searcher = Searcher(store, fake_encoder, RankingWeights(lexical=0.3), translator)
+    keywords, weight = searcher.keywords("Huawei的面板出货量是多少？")
+    assert weight == 0.3
+    assert keywords.terms == terms("Huawei的面板出货量是多少？")
+    # Only the capitalised English name is translated: the Chinese words are already the articles' words.
+    assert [[a.text for a in concept.alternatives] for concept in keywords.concepts] == [["华为"]]
+    # Acronyms and hyphenated compounds are written as they are in articles: nothing to translate.
+    assert searcher.keywords("IDC说Micro-LED的面板出货量是多少？")[0].concepts == []
 
 
 def test_dense_search_looks_for_no_keywords(
