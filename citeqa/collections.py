@@ -17,6 +17,7 @@ from pathlib import Path
 
 from citeqa.errors import CollectionExists, CollectionNotFound, InvalidCollectionName
 from citeqa.settings import Settings
+from index.backend import Store
 from index.chunking import Chunker
 from index.ingest import Indexer
 from index.search import Searcher
@@ -49,7 +50,7 @@ class Collection:
     """One collection's open index, and the searcher and indexer working on it."""
 
     name: str
-    store: IndexStore
+    store: Store
     searcher: Searcher
     indexer: Indexer
 
@@ -158,9 +159,10 @@ class Collections:
         manifest = Manifest(
             model=self.encoder.name, dimension=self.encoder.dimension, chunking=self._chunker.settings
         )
-        store = IndexStore.open(self.folder(name), manifest, rebuild=self.rebuild)
+        folder = self.folder(name)
+        store = IndexStore.open(folder, manifest, rebuild=self.rebuild)
         documents, chunks = store.counts()
-        logger.info("Collection %s (%s): %d documents, %d chunks", name, store.directory, documents, chunks)
+        logger.info("Collection %s (%s): %d documents, %d chunks", name, folder, documents, chunks)
         collection = Collection(
             name=name,
             store=store,
