@@ -28,6 +28,7 @@ whole: the last document row written wins.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import threading
 import time
@@ -155,8 +156,23 @@ class MilvusStore:
         store.manifest = existing if rebuild else existing.model_copy(update={"chunking": manifest.chunking})
         return store
 
+    @staticmethod
+    def exists(connection: Connection, collection: str) -> bool:
+        return connection.has_collection(check_name(f"{collection_prefix(collection)}meta"))
+
+    @staticmethod
+    def drop(connection: Connection, collection: str) -> None:
+        """Remove a collection's Milvus collections: its state first, so that a drop killed midway leaves
+        collections no name reaches, never a collection with some of its parts."""
+        prefix = collection_prefix(collection)
+        connection.drop_collection(f"{prefix}meta")
+        ours = re.compile(re.escape(prefix) + r"e[0-9a-f]{8}_(?:" + "|".join(KINDS) + ")")
+        for name in connection.list_collections():
+            if ours.fullmatch(name):
+                connection.drop_collection(name)
+
     def close(self) -> None:
-        self.connection.close()
+        """Nothing to release: the connection is its opener's (citeqa.collections)."""
 
     # -- reading ---------------------------------------------------------------------------------------
 
