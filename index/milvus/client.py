@@ -11,6 +11,7 @@ Quirks this module absorbs (measured against milvus-lite 3.2.2, docs/notes/milvu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -104,6 +105,11 @@ def batches(values: Sequence[Any], size: int = IN_BATCH) -> Iterator[Sequence[An
         yield values[start : start + size]
 
 
+def document_key(doc_id: str) -> int:
+    """A document row's key: 63 bits of the doc id's SHA-1 (a collision is as likely as guessing it)."""
+    return int.from_bytes(hashlib.sha1(doc_id.encode()).digest()[:8], "big") >> 1
+
+
 def fit_bytes(text: str, limit: int = MAX_VARCHAR_BYTES) -> str:
     """`text` cut to at most `limit` bytes of UTF-8, at a character boundary."""
     encoded = text.encode()
@@ -126,9 +132,11 @@ def meta_schema() -> Any:
 
 def documents_schema() -> Any:
     """One row per committed document: its generation, place in the listing, chunk count and what a listing
-    or a citation shows (`info`, JSON); the text is in the texts collection."""
+    or a citation shows (`info`, JSON); the text is in the texts collection. The key is a hash of the doc id
+    (`document_key`): pymilvus pages through a VARCHAR key with expressions it does not escape."""
     schema = MilvusClient.create_schema(auto_id=False)
-    schema.add_field("doc_id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR_BYTES)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("doc_id", DataType.VARCHAR, max_length=MAX_VARCHAR_BYTES)
     schema.add_field("generation", DataType.INT64)
     schema.add_field("position", DataType.INT64)
     schema.add_field("chunks", DataType.INT64)

@@ -49,6 +49,7 @@ from index.milvus.client import (
     check_name,
     chunks_schema,
     collection_prefix,
+    document_key,
     documents_schema,
     fit_bytes,
     in_list,
@@ -486,7 +487,7 @@ class MilvusStore:
                 raise DocumentNotFound(
                     f"No document with id {doc_id!r}. List the ids with GET /v1/documents."
                 )
-            self.connection.delete(self._name("documents", view.epoch), f"doc_id == {literal(doc_id)}")
+            self.connection.delete(self._name("documents", view.epoch), f"id == {document_key(doc_id)}")
             now = time.time()
             trash = [entry for entry in view.trash if not self._purged(entry, now)]
             self._write_state(view.epoch, view.manifest, [*trash, [doc_id, doc.generation, now]])
@@ -674,6 +675,7 @@ class MilvusStore:
             "chinese_terms": sum(1 for term in distinct if has_chinese(term)),
         }
         return {
+            "id": document_key(document.doc_id),
             "doc_id": document.doc_id,
             "generation": generation,
             "position": position,

@@ -217,6 +217,22 @@ def test_a_second_store_sees_writes_made_by_another_process(
     writer.close()
 
 
+def test_a_document_longer_than_a_milvus_text_field_is_stored_and_read_back_exactly(
+    indexer: Indexer, store: Store, fake_encoder: FakeEncoder
+) -> None:
+    # 4-byte characters on both sides of where a 16,383-character part of the text ends, 160 kB of UTF-8 in
+    # all: more than a VARCHAR holds (65,535 bytes), split and joined back.
+    sentence = "显示面板出货量创新高😀。"
+    long = make_document("很长的文章", sentence * 6_000 + "最后一句说芯片供不应求。")
+    indexer.add([long])
+    assert len(long.text.encode()) > 2 * 65_535
+    assert store.get_document(long.doc_id).text == long.text
+    assert store.find_document(long.doc_id).document == long  # type: ignore[union-attr]
+    top = Searcher(store, fake_encoder).search("芯片供不应求", top_k=1, mode="lexical").passages[0]
+    assert long.text[top.citation.char_start : top.citation.char_end] == top.text
+    assert "芯片供不应求" in top.text
+
+
 def test_vectors_of_the_wrong_dimension_are_rejected(store: Store, chunker: Chunker) -> None:
     chunks = chunker.split(CLOUD)
     item = IndexedDocument(
