@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from citeqa.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
+from citeqa.errors import IndexLocked, IndexModelMismatch
 from index.chunking import ChunkingSettings
 from index.documents import Document
 from index.lexical import Keywords
@@ -47,6 +47,7 @@ from index.storage.documents import (
     IndexedDocument,
     StoredDocument,
     Write,
+    missing_document,
 )
 from index.storage.keywords import KeywordIndex, KeywordTop
 from index.storage.vectors import (
@@ -293,7 +294,7 @@ class IndexStore:
     def get_document(self, doc_id: str) -> Document:
         stored = self.find_document(doc_id)
         if stored is None:
-            raise DocumentNotFound(f"No document with id {doc_id!r}. List the ids with GET /v1/documents.")
+            raise missing_document(doc_id)
         return stored.document
 
     def find_document(self, doc_id: str) -> StoredDocument | None:

@@ -38,8 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from citeqa.errors import DocumentNotFound, IndexModelMismatch
-from index.chunking import Chunk
+from citeqa.errors import BackendFailed
 from index.documents import Document, PageStart
 from index.lexical import Keywords, best_alternative_weights, idf
 from index.milvus.client import (
@@ -60,7 +59,14 @@ from index.milvus.client import (
     vector_indexes,
 )
 from index.milvus.connection import Connection
-from index.storage.documents import ChunkHit, DocumentSummary, IndexedDocument, StoredDocument
+from index.storage.documents import (
+    ChunkHit,
+    DocumentSummary,
+    IndexedDocument,
+    StoredDocument,
+    chunk_hit,
+    missing_document,
+)
 from index.storage.keywords import KeywordTop
 from index.storage.vectors import IndexSpec
 from index.store import (
@@ -142,12 +148,13 @@ class MilvusStore:
         meta = store._name("meta")
         if not connection.has_collection(meta):
             connection.create_collection(meta, meta_schema())
+        connection.load_collection(meta)
+        state = store._read_state()
+        if state is None:  # new, or its creator was killed before its state: the state is written last
             epoch = _new_epoch()
             store._create_epoch(epoch, manifest)
             store._write_state(epoch, manifest, [])
             return store
-        connection.load_collection(meta)
-        state = store._read_state()
         existing = Manifest.model_validate(state["manifest"])
         check_stored_manifest(
             store._where(), existing, manifest, rebuild=rebuild, elsewhere="name another collection"
@@ -227,7 +234,7 @@ class MilvusStore:
     def get_document(self, doc_id: str) -> Document:
         stored = self.find_document(doc_id)
         if stored is None:
-            raise DocumentNotFound(f"No document with id {doc_id!r}. List the ids with GET /v1/documents.")
+            raise missing_document(doc_id)
         return stored.document
 
     def find_document(self, doc_id: str) -> StoredDocument | None:
@@ -377,28 +384,10 @@ class MilvusStore:
                 row["id"]: row for row in self.connection.get(self._name("chunks"), wanted, _CHUNK_FIELDS)
             }
             documents = self._viewed().documents
-        hits = []
-        for chunk_id, score in zip(wanted, scores, strict=True):
-            row = rows[chunk_id]
-            info = documents[row["doc_id"]].info
-            hits.append(
-                ChunkHit(
-                    chunk_id=chunk_id,
-                    score=float(score),
-                    chunk=Chunk(
-                        doc_id=row["doc_id"],
-                        chunk_index=row["chunk_index"],
-                        text=row["text"],
-                        char_start=row["char_start"],
-                        char_end=row["char_end"],
-                        page=_page(row["page"]),
-                    ),
-                    title=info["title"],
-                    section=info["section"],
-                    source=info["source"],
-                )
-            )
-        return hits
+        return [
+            chunk_hit(_joined(rows[chunk_id], documents[rows[chunk_id]["doc_id"]]), float(score))
+            for chunk_id, score in zip(wanted, scores, strict=True)
+        ]
 
     def sentence_spans(self, sentence_ids: Sequence[int]) -> dict[int, tuple[int, int, int | None]]:
         wanted = [int(i) for i in sentence_ids if i >= 0]
@@ -484,9 +473,7 @@ class MilvusStore:
         with self._writing() as view:
             doc = view.documents.get(doc_id)
             if doc is None:
-                raise DocumentNotFound(
-                    f"No document with id {doc_id!r}. List the ids with GET /v1/documents."
-                )
+                raise missing_document(doc_id)
             self.connection.delete(self._name("documents", view.epoch), f"id == {document_key(doc_id)}")
             now = time.time()
             trash = [entry for entry in view.trash if not self._purged(entry, now)]
@@ -520,6 +507,8 @@ class MilvusStore:
 
     def _current_view(self, *, writing: bool) -> _View:
         state = self._read_state()
+        if state is None:
+            raise BackendFailed(f"{self._where()} was deleted meanwhile: create it again to use it.")
         found = Manifest.model_validate(state["manifest"])
         if (found.model, found.dimension) != (self.manifest.model, self.manifest.dimension):
             raise re_embedded_elsewhere(self._where(), found, self.manifest, writing=writing)
@@ -539,13 +528,9 @@ class MilvusStore:
         }
         return _View(state["stamp"], state["epoch"], found, state["trash"], documents)
 
-    def _read_state(self) -> dict[str, Any]:
+    def _read_state(self) -> dict[str, Any] | None:
         rows = self.connection.get(self._name("meta"), [_STATE], ["value"])
-        if not rows:
-            raise IndexModelMismatch(
-                f"{self._where()} has no state row: delete the collection and ingest again."
-            )
-        return rows[0]["value"]
+        return rows[0]["value"] if rows else None
 
     def _write_state(self, epoch: str, manifest: Manifest, trash: list[list[Any]]) -> None:
         value = {
@@ -632,7 +617,7 @@ class MilvusStore:
                     "section": section,
                     "char_start": chunk.char_start,
                     "char_end": chunk.char_end,
-                    "page": -1 if chunk.page is None else chunk.page,
+                    "page": _no_page(chunk.page),
                     "chunk_index": chunk.chunk_index,
                     "text": chunk.text,
                     "first_sentence": first.get(chunk.chunk_index, 0),
@@ -799,6 +784,12 @@ def _ids(hits: Sequence[dict[str, Any]]) -> np.ndarray:
 
 def _scores(hits: Sequence[dict[str, Any]]) -> np.ndarray:
     return np.array([hit["distance"] for hit in hits], dtype=np.float32)
+
+
+def _joined(chunk: dict[str, Any], doc: _Doc) -> dict[str, Any]:
+    """A chunk's row with what a citation shows of its document (index.storage.documents.chunk_hit)."""
+    shown = {key: doc.info[key] for key in ("title", "section", "source")}
+    return {**chunk, "page": _page(chunk["page"]), **shown}
 
 
 def _page(value: int) -> int | None:
