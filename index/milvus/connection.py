@@ -9,7 +9,7 @@ from typing import Any
 
 from pymilvus import MilvusClient
 
-from index.milvus.client import MAX_LIMIT, batches, connect, in_list, mapped_errors
+from index.milvus.client import MAX_LIMIT, batches, connect, mapped_errors
 
 # Rows per insert call: bounds a request's size (a row holds a 384-float vector or a text part).
 _WRITE_BATCH = 1000
@@ -92,13 +92,6 @@ class Connection:
                 pages.close()
         return rows
 
-    def query_in(self, name: str, field: str, values: Sequence[int | str], fields: list[str]) -> list[dict]:
-        """Every row whose `field` is one of `values` (an `in [...]` expression per batch of values)."""
-        rows: list[dict[str, Any]] = []
-        for batch in batches(list(values)):
-            rows.extend(self.query(name, in_list(field, batch), fields))
-        return rows
-
     def search(
         self,
         name: str,
@@ -108,9 +101,9 @@ class Connection:
         fields: list[str],
         expression: str = "",
         params: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """The hits of one query (a vector, or a text for BM25), best first: each with `id`, `distance`
-        and `entity` (the `fields` asked for)."""
+    ) -> list[list[dict[str, Any]]]:
+        """The hits of each query in `data` (vectors, or texts for BM25), in one call, best first: each with
+        `id`, `distance` and `entity` (the `fields` asked for)."""
         with mapped_errors(self.uri):
             found = self._client.search(
                 name,
@@ -121,4 +114,4 @@ class Connection:
                 output_fields=fields,
                 search_params=params or {},
             )
-        return list(found[0]) if found else []
+        return [list(hits) for hits in found]
