@@ -22,7 +22,8 @@ documents: their generations as they were when it began), then a later write rem
 
 Writes of this process are serialized (milvus-lite's write-ahead log is not safe under concurrent writes,
 see docs/notes/milvus-lite-scouting.md); writes of two processes are not, but each document still lands
-whole: the last document row written wins.
+whole: the last document row written wins. Searches take no lock: a snapshot is the committed documents'
+generations as read at its start (reloaded when the state's stamp changed), so writes never wait for them.
 """
 
 from __future__ import annotations
@@ -133,10 +134,10 @@ class MilvusStore:
         self.collection = collection
         self.manifest = manifest
         self._prefix = collection_prefix(collection)
-        self._lock = threading.RLock()  # held by a snapshot and by a whole write, as IndexStore's
+        # Writes of this process one at a time; searches take no lock: each reads its own snapshot.
         self._writers = threading.Lock()
-        self._depth = 0
-        self._view: _View | None = None
+        self._thread = threading.local()  # this thread's snapshot: `view`, and how deep it is nested
+        self._latest: _View | None = None  # the last state read, reused while its stamp holds
 
     @classmethod
     def open(
@@ -186,23 +187,23 @@ class MilvusStore:
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Read one state: every read inside sees the documents committed when it began (rows superseded
-        since stay GRACE_S). Holds the store's lock, so writes of this process wait for it. Raises
-        IndexModelMismatch if another process re-embedded the index with another model."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._view = self._current_view(writing=False)
-            self._depth = 1
+        """Read one state: every read inside sees the documents committed when it began (the rows a write
+        supersedes stay GRACE_S), whatever this or another process writes meanwhile, so searches and writes
+        need not wait for each other. Raises IndexModelMismatch if another process re-embedded the index
+        with another model. Nested snapshots (in the same thread) share the outer one."""
+        local = self._thread
+        if getattr(local, "depth", 0):
+            local.depth += 1
             try:
                 yield
             finally:
-                self._depth = 0
+                local.depth -= 1
+            return
+        local.view, local.depth = self._current_view(writing=False), 1
+        try:
+            yield
+        finally:
+            local.view, local.depth = None, 0
 
     def counts(self) -> tuple[int, int]:
         with self.snapshot():
@@ -450,20 +451,24 @@ class MilvusStore:
         with self._writing() as view:
             now = time.time()
             trash = [entry for entry in view.trash if not self._purged(entry, now)]
-            rows = []
+            rows: dict[str, dict[str, Any]] = {}  # by doc id: a document given twice, the later wins
             next_position = max((doc.position for doc in view.documents.values()), default=-1) + 1
             for item in items:
                 doc_id = item.document.doc_id
                 old = view.documents.get(doc_id)
-                # Orphans of a write killed midway: neither committed nor superseded within the grace.
+                # Orphans of a write killed midway (or of this batch's earlier copy): neither committed nor
+                # superseded within the grace.
                 keep = [entry[1] for entry in trash if entry[0] == doc_id] + ([old.generation] if old else [])
                 self._remove_rows(doc_id, keep)
-                position = old.position if old else next_position
-                next_position += 0 if old else 1
-                rows.append(self._write_rows(view.epoch, item, position))
-                if old is not None:
+                if doc_id in rows:
+                    position = rows[doc_id]["position"]
+                elif old is not None:
+                    position = old.position
                     trash.append([doc_id, old.generation, now])
-            self.connection.upsert(self._name("documents", view.epoch), rows)
+                else:
+                    position, next_position = next_position, next_position + 1
+                rows[doc_id] = self._write_rows(view.epoch, item, position)
+            self.connection.upsert(self._name("documents", view.epoch), list(rows.values()))
             self._write_state(view.epoch, view.manifest, trash)
 
     def replace_all(self, manifest: Manifest, items: Sequence[IndexedDocument]) -> None:
@@ -506,20 +511,21 @@ class MilvusStore:
         return check_name(f"{self._prefix}{epoch if epoch is not None else self._viewed().epoch}_{kind}")
 
     def _viewed(self) -> _View:
-        assert self._view is not None and self._depth, "read inside snapshot()"
-        return self._view
+        view = getattr(self._thread, "view", None)
+        assert view is not None, "read inside snapshot()"
+        return view
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[_View]:
         """This process's writes one at a time, on the current state (IndexModelMismatch if another
         process re-embedded the index with another model: nothing is written then)."""
-        with self._writers, self._lock:
-            view = self._current_view(writing=True)
-            self._view, self._depth = view, 1
+        with self._writers:
+            local = self._thread
+            local.view, local.depth = self._current_view(writing=True), 1
             try:
-                yield view
+                yield local.view
             finally:
-                self._depth, self._view = 0, None
+                local.view, local.depth = None, 0
 
     def _current_view(self, *, writing: bool) -> _View:
         state = self._read_state()
@@ -528,9 +534,10 @@ class MilvusStore:
         found = Manifest.model_validate(state["manifest"])
         if (found.model, found.dimension) != (self.manifest.model, self.manifest.dimension):
             raise re_embedded_elsewhere(self._where(), found, self.manifest, writing=writing)
-        if self._view is not None and self._view.stamp == state["stamp"]:
-            return self._view
-        if self._view is not None and self._view.epoch != state["epoch"]:
+        latest = self._latest
+        if latest is not None and latest.stamp == state["stamp"]:
+            return latest
+        if latest is not None and latest.epoch != state["epoch"]:
             for kind in KINDS:  # another process reindexed: its collections, loaded
                 self.connection.load_collection(self._name(kind, state["epoch"]))
         rows = self.connection.query(
@@ -542,7 +549,8 @@ class MilvusStore:
             row["doc_id"]: _Doc(row["doc_id"], row["generation"], row["position"], row["chunks"], row["info"])
             for row in rows
         }
-        return _View(state["stamp"], state["epoch"], found, state["trash"], documents)
+        self._latest = _View(state["stamp"], state["epoch"], found, state["trash"], documents)
+        return self._latest
 
     def _read_state(self) -> dict[str, Any] | None:
         rows = self.connection.get(self._name("meta"), [_STATE], ["value"])
