@@ -5,8 +5,8 @@ Everything a search or a citation needs lives in Milvus, so processes pointed at
 named `citeqa_<collection>_...` (index.milvus.client.collection_prefix):
 
 - `meta`: one row, `state`: the manifest, the epoch (which set of the collections below is current: a
-  reindex writes a new set and switches to it in one upsert), a stamp every write renews, and the trash
-  (generations superseded, removed after GRACE_S);
+  reindex writes a new set and switches to it in one upsert), a stamp every write renews, the trash
+  (generations superseded) and the retired sets of collections, both removed after GRACE_S;
 - `<epoch>_documents`: one row per committed document: its generation, listing position, chunk count, and
   what a listing or a citation shows; `<epoch>_texts`: its text, in parts a VARCHAR holds, joined back
   exactly; `<epoch>_chunks`: chunks with their dense vector and a BM25 sparse vector Milvus derives from
@@ -115,6 +115,9 @@ class _View:
     epoch: str
     manifest: Manifest
     trash: list[list[Any]]
+    """[doc id, generation, when superseded] of the rows kept GRACE_S for running searches."""
+    retired: list[list[Any]]
+    """[epoch, when replaced] of the sets of collections a reindex replaced, kept GRACE_S likewise."""
     documents: dict[str, _Doc]
     every_chunk: np.ndarray | None = None
     document_frequencies: dict[str, int] = field(default_factory=dict)
@@ -154,7 +157,7 @@ class MilvusStore:
         if state is None:  # new, or its creator was killed before its state: the state is written last
             epoch = _new_epoch()
             store._create_epoch(epoch, manifest)
-            store._write_state(epoch, manifest, [])
+            store._write_state(epoch, manifest, [], [])
             return store
         existing = Manifest.model_validate(state["manifest"])
         check_stored_manifest(
@@ -451,7 +454,7 @@ class MilvusStore:
         check_vectors(items, self.manifest.dimension)
         with self._writing() as view:
             now = time.time()
-            trash = [entry for entry in view.trash if not self._purged(entry, now)]
+            trash, retired = self._tidy(view, now)
             rows: dict[str, dict[str, Any]] = {}  # by doc id: a document given twice, the later wins
             next_position = max((doc.position for doc in view.documents.values()), default=-1) + 1
             for item in items:
@@ -470,13 +473,15 @@ class MilvusStore:
                     position, next_position = next_position, next_position + 1
                 rows[doc_id] = self._write_rows(view.epoch, item, position)
             self.connection.upsert(self._name("documents", view.epoch), list(rows.values()))
-            self._write_state(view.epoch, view.manifest, trash)
+            self._write_state(view.epoch, view.manifest, trash, retired)
 
     def replace_all(self, manifest: Manifest, items: Sequence[IndexedDocument]) -> None:
         """Write every document anew into a new set of collections (the new model's dimension), then switch
-        to it in one upsert of the state and drop the old set: a reindex killed midway leaves the old one."""
+        to it in one upsert of the state: a reindex killed midway leaves the old set, which is otherwise
+        dropped by a write after GRACE_S (searches that began on it end on it)."""
         check_vectors(items, manifest.dimension)
         with self._writing() as view:
+            _, retired = self._tidy(view, time.time())
             epoch = _new_epoch()
             self._create_epoch(epoch, manifest)
             rows = [
@@ -486,10 +491,8 @@ class MilvusStore:
                 for position, item in enumerate(items)
             ]
             self.connection.upsert(self._name("documents", epoch), rows)
-            self._write_state(epoch, manifest, [])
+            self._write_state(epoch, manifest, [], [*retired, [view.epoch, time.time()]])
             self.manifest = manifest
-            for kind in KINDS:
-                self.connection.drop_collection(self._name(kind, view.epoch))
 
     def delete(self, doc_id: str) -> None:
         with self._writing() as view:
@@ -498,8 +501,8 @@ class MilvusStore:
                 raise missing_document(doc_id)
             self.connection.delete(self._name("documents", view.epoch), f"id == {document_key(doc_id)}")
             now = time.time()
-            trash = [entry for entry in view.trash if not self._purged(entry, now)]
-            self._write_state(view.epoch, view.manifest, [*trash, [doc_id, doc.generation, now]])
+            trash, retired = self._tidy(view, now)
+            self._write_state(view.epoch, view.manifest, [*trash, [doc_id, doc.generation, now]], retired)
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -550,19 +553,24 @@ class MilvusStore:
             row["doc_id"]: _Doc(row["doc_id"], row["generation"], row["position"], row["chunks"], row["info"])
             for row in rows
         }
-        self._latest = _View(state["stamp"], state["epoch"], found, state["trash"], documents)
+        self._latest = _View(
+            state["stamp"], state["epoch"], found, state["trash"], state.get("retired", []), documents
+        )
         return self._latest
 
     def _read_state(self) -> dict[str, Any] | None:
         rows = self.connection.get(self._name("meta"), [_STATE], ["value"])
         return rows[0]["value"] if rows else None
 
-    def _write_state(self, epoch: str, manifest: Manifest, trash: list[list[Any]]) -> None:
+    def _write_state(
+        self, epoch: str, manifest: Manifest, trash: list[list[Any]], retired: list[list[Any]]
+    ) -> None:
         value = {
             "manifest": manifest.model_dump(mode="json"),
             "epoch": epoch,
             "stamp": secrets.token_hex(8),
             "trash": trash,
+            "retired": retired,
         }
         self.connection.upsert(self._name("meta"), [{"key": _STATE, "value": value, "v": DUMMY}])
 
@@ -575,6 +583,19 @@ class MilvusStore:
             ("sentences", sentences_schema(manifest.dimension), vector_indexes(**hnsw, sparse=False)),
         ):
             self.connection.create_collection(self._name(kind, epoch), schema, index)
+
+    def _tidy(self, view: _View, now: float) -> tuple[list[list[Any]], list[list[Any]]]:
+        """Remove what is past its grace (superseded rows, replaced sets of collections); return the trash
+        and the retired sets still within it."""
+        trash = [entry for entry in view.trash if not self._purged(entry, now)]
+        retired = []
+        for epoch, at in view.retired:
+            if now - at < GRACE_S:
+                retired.append([epoch, at])
+                continue
+            for kind in KINDS:
+                self.connection.drop_collection(self._name(kind, epoch))
+        return trash, retired
 
     def _purged(self, entry: list[Any], now: float) -> bool:
         """Remove a superseded generation's rows once its grace is over; whether it was."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import index.milvus.store as milvus_store
-from citeqa.errors import BackendUnavailable
+from citeqa.errors import BackendUnavailable, IndexModelMismatch
 from index.chunking import Chunker
 from index.ingest import Indexer
 from index.milvus.client import collection_name_of, collection_prefix, literal
@@ -113,6 +113,33 @@ def test_rows_a_write_supersedes_stay_for_running_searches_then_a_later_write_re
     indexer.add([panels])
     assert (_rows(store, "chunks", CLOUD.doc_id), _rows(store, "chunks", CHIPS.doc_id)) == (0, 0)
     assert [d.doc_id for d in store.list_documents()] == [panels.doc_id]
+
+
+def test_a_reindex_by_another_process_is_refused_by_this_one_s_next_search_but_not_by_a_running_one(
+    store: MilvusStore,
+    indexer: Indexer,
+    connection: Connection,
+    collection: str,
+    fake_encoder: FakeEncoder,
+    chunker: Chunker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    other_model = FakeEncoder(dimension=32, name="another-model")
+    other_process = MilvusStore.open(connection, collection, manifest_for(other_model, chunker), rebuild=True)
+    with store.snapshot():
+        ids, _ = store.nearest_chunks(fake_encoder.encode_queries(["晶圆代工"])[0], 5)
+        Indexer(other_process, other_model, chunker).reindex()
+        during = store.chunk_hits(ids, [0.0] * len(ids))  # from the replaced collections, kept GRACE_S
+    assert {hit.chunk.doc_id for hit in during} == {CLOUD.doc_id, CHIPS.doc_id}
+    with pytest.raises(IndexModelMismatch, match="re-embedded by another process with model 'another-model'"):
+        Searcher(store, fake_encoder).search("晶圆代工")
+    found = Searcher(other_process, other_model).search("晶圆代工", top_k=1, mode="lexical").passages
+    assert found[0].citation.doc_id == CHIPS.doc_id
+    monkeypatch.setattr(milvus_store, "GRACE_S", 0.0)
+    other_process.delete(CLOUD.doc_id)  # any later write drops the replaced collections
+    prefix = collection_prefix(collection)
+    assert len([name for name in connection.list_collections() if name.startswith(prefix)]) == 1 + 4
 
 
 def test_a_document_id_with_quotes_and_backslashes_is_stored_filtered_and_deleted(
