@@ -90,6 +90,10 @@ PART_CHARS = MAX_VARCHAR_BYTES // 4
 # The HNSW index of both kinds, as the local backend's default HNSW (index.storage.vectors.IndexSpec).
 VECTOR_SPEC = IndexSpec(kind="hnsw")
 KINDS = ("documents", "texts", "chunks", "sentences")
+# What a state's view remembers between searches, at most (until the next write replaces the view): the
+# filter expressions of scopes, and the document frequencies of highlighted terms.
+SCOPES_KEPT = 256
+FREQUENCIES_KEPT = 65_536
 _STATE = "state"
 _CHUNK_FIELDS = ["doc_id", "chunk_index", "text", "char_start", "char_end", "page"]
 
@@ -276,7 +280,7 @@ class MilvusStore:
         with self.snapshot():
             rows = self.connection.query(self._name("chunks"), expression, ["id", "doc_id", "generation"])
             ids = np.sort(self._live_ids(rows))
-            self._viewed().scopes[ids.tobytes()] = expression
+            _remember(self._viewed().scopes, ids.tobytes(), expression, SCOPES_KEPT)
             return ids
 
     def chunk_sample(self, size: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -422,22 +426,18 @@ class MilvusStore:
         ]
         with self.snapshot():
             chunks = self._viewed().chunk_total
-            self._count_matches([*keywords.terms, *present, *concepts])
-            for term in set(keywords.terms):
-                matching = self._document_frequency(term)
-                if matching:
-                    total += np.array([term in text for text in lowered]) * idf(chunks, matching)
-            for concept in keywords.concepts:
-                best = best_alternative_weights(
-                    lowered,
-                    everything,
-                    concept,
-                    lambda term: term in everything and self._document_frequency(term) > 0,
-                )
-                if best.any():
-                    total += best * idf(
-                        chunks, self._document_frequency(_query_text(Keywords(concepts=[concept])))
-                    )
+            # Every frequency needed, in one search: the terms, the alternatives' terms the texts hold (those
+            # they do not hold never count), and each concept as a whole.
+            matching = self._document_frequencies([*keywords.terms, *present, *concepts])
+        for term in set(keywords.terms):
+            if matching.get(term):
+                total += np.array([term in text for text in lowered]) * idf(chunks, matching[term])
+        for concept, query in zip(keywords.concepts, concepts, strict=True):
+            best = best_alternative_weights(
+                lowered, everything, concept, lambda term: matching.get(term, 0) > 0
+            )
+            if best.any():
+                total += best * idf(chunks, matching[query])
         return total
 
     def vocabulary_is_chinese(self) -> bool:
@@ -807,18 +807,25 @@ class MilvusStore:
         )
         return self._live(hits), len(hits) < limit
 
-    def _document_frequency(self, text: str) -> int:
-        """How many live chunks BM25 finds for `text` (at most MAX_LIMIT), kept while the index is unchanged."""
-        self._count_matches([text])
-        return self._viewed().document_frequencies[text]
-
-    def _count_matches(self, texts: Sequence[str]) -> None:
-        """Look up the document frequencies of the texts not known yet, in one search."""
+    def _document_frequencies(self, texts: Sequence[str]) -> dict[str, int]:
+        """How many live chunks BM25 finds for each text (at most MAX_LIMIT): those not known since the last
+        write looked up in one search."""
         known = self._viewed().document_frequencies
-        missing = list(dict.fromkeys(text for text in texts if text and text not in known))
+        wanted = {text: known.get(text) for text in texts if text}
+        missing = [text for text, count in wanted.items() if count is None]
         if missing:
             found = self._search_live("chunks", missing, "sparse", MAX_LIMIT, [], "")
-            known.update((text, len(hits)) for text, hits in zip(missing, found, strict=True))
+            for text, hits in zip(missing, found, strict=True):
+                wanted[text] = len(hits)
+                _remember(known, text, len(hits), FREQUENCIES_KEPT)
+        return {text: int(count or 0) for text, count in wanted.items()}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, most: int) -> None:
+    """Keep `value` under `key`, forgetting the oldest entry past `most`."""
+    cache[key] = value
+    if len(cache) > most:
+        cache.pop(next(iter(cache)), None)
 
 
 def _new_epoch() -> str:
