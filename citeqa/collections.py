@@ -1,8 +1,11 @@
-"""Collections: named, independent indexes under one data folder, sharing the model and the translator.
+"""Collections: named, independent indexes sharing the model and the translator, kept where CITEQA_BACKEND
+says.
 
-The default collection is the data folder itself (`CITEQA_DATA_DIR`), so an index made before collections
-existed is the `default` one; every other collection is a folder `collections/<name>` inside it. A name is
-checked against one pattern before it becomes a path, so a collection can never reach another's files.
+Local (the default): the default collection is the data folder itself (`CITEQA_DATA_DIR`), so an index made
+before collections existed is the `default` one; every other collection is a folder `collections/<name>`
+inside it. A name is checked against one pattern before it becomes a path, so a collection can never reach
+another's files. Milvus: a collection is the Milvus collections named `citeqa_<name>_...` on the server of
+CITEQA_MILVUS_URI (index.milvus.store), the default one created on first use as well.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from pathlib import Path
 
 from citeqa.errors import CollectionExists, CollectionNotFound, InvalidCollectionName
 from citeqa.settings import Settings
+from index.backend import Store
 from index.chunking import Chunker
 from index.ingest import Indexer
+from index.milvus.client import collection_name_of
+from index.milvus.connection import Connection
+from index.milvus.store import MilvusStore
 from index.search import Searcher
 from index.storage.documents import DATABASE_FILE
 from index.store import IndexStore, Manifest
@@ -49,9 +56,73 @@ class Collection:
     """One collection's open index, and the searcher and indexer working on it."""
 
     name: str
-    store: IndexStore
+    store: Store
     searcher: Searcher
     indexer: Indexer
+
+
+class _Folders:
+    """Local collections: index folders under the data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def folder(self, name: str) -> Path:
+        return self.data_dir if name == DEFAULT_COLLECTION else self.data_dir / COLLECTIONS_FOLDER / name
+
+    def describe(self, name: str) -> str:
+        return str(self.folder(name))
+
+    def names(self) -> list[str]:
+        root = self.data_dir / COLLECTIONS_FOLDER
+        if not root.is_dir():
+            return []
+        return sorted(
+            p.name for p in root.iterdir() if _NAME.fullmatch(p.name) and (p / DATABASE_FILE).is_file()
+        )
+
+    def exists(self, name: str) -> bool:
+        return (self.folder(name) / DATABASE_FILE).is_file()
+
+    def open(self, name: str, manifest: Manifest, rebuild: bool) -> Store:
+        return IndexStore.open(self.folder(name), manifest, rebuild=rebuild)
+
+    def remove(self, name: str) -> None:
+        folder = self.folder(name)
+        # Renamed first, in one step: a process killed while the files are removed leaves a hidden
+        # folder that no name reaches, never a collection with half its files.
+        doomed = folder.with_name(f".deleted-{name}-{uuid.uuid4().hex}")
+        folder.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _MilvusCollections:
+    """Collections in a Milvus server: one connection shared by their stores."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.connection = Connection(settings.milvus_uri, settings.milvus_token, settings.milvus_db)
+
+    def describe(self, name: str) -> str:
+        return f"Milvus {self.connection.uri}"
+
+    def names(self) -> list[str]:
+        found = (collection_name_of(milvus_name) for milvus_name in self.connection.list_collections())
+        return sorted(name for name in found if name is not None and _NAME.fullmatch(name))
+
+    def exists(self, name: str) -> bool:
+        return MilvusStore.exists(self.connection, name)
+
+    def open(self, name: str, manifest: Manifest, rebuild: bool) -> Store:
+        return MilvusStore.open(self.connection, name, manifest, rebuild=rebuild)
+
+    def remove(self, name: str) -> None:
+        MilvusStore.drop(self.connection, name)
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 class Collections:
@@ -75,28 +146,17 @@ class Collections:
         self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self._open: dict[str, Collection] = {}
         self._lock = threading.Lock()
-
-    def folder(self, name: str) -> Path:
-        """Where the collection `name` keeps its index (the name checked first)."""
-        check_collection_name(name)
-        if name == DEFAULT_COLLECTION:
-            return self.settings.data_dir
-        return self.settings.data_dir / COLLECTIONS_FOLDER / name
+        self._places = (
+            _MilvusCollections(settings) if settings.backend == "milvus" else _Folders(settings.data_dir)
+        )
 
     def names(self) -> list[str]:
         """Every collection's name, the default first, then by name."""
-        root = self.settings.data_dir / COLLECTIONS_FOLDER
-        named = (
-            sorted(
-                p.name for p in root.iterdir() if _NAME.fullmatch(p.name) and (p / DATABASE_FILE).is_file()
-            )
-            if root.is_dir()
-            else []
-        )
-        return [DEFAULT_COLLECTION, *(name for name in named if name != DEFAULT_COLLECTION)]
+        return [DEFAULT_COLLECTION, *(name for name in self._places.names() if name != DEFAULT_COLLECTION)]
 
     def exists(self, name: str) -> bool:
-        return name == DEFAULT_COLLECTION or (self.folder(name) / DATABASE_FILE).is_file()
+        check_collection_name(name)
+        return name == DEFAULT_COLLECTION or self._places.exists(name)
 
     def get(self, name: str = DEFAULT_COLLECTION) -> Collection:
         """The collection `name`, opened if it is not yet (the default one is created when missing);
@@ -140,12 +200,7 @@ class Collections:
             opened = self._open.pop(name, None)
             if opened is not None:
                 opened.store.close()
-            folder = self.folder(name)
-            # Renamed first, in one step: a process killed while the files are removed leaves a hidden
-            # folder that no name reaches, never a collection with half its files.
-            doomed = folder.with_name(f".deleted-{name}-{uuid.uuid4().hex}")
-            folder.rename(doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+            self._places.remove(name)
         logger.info("Deleted collection %s", name)
 
     def close(self) -> None:
@@ -153,14 +208,21 @@ class Collections:
             for collection in self._open.values():
                 collection.store.close()
             self._open.clear()
+            self._places.close()
 
     def _opened(self, name: str) -> Collection:
         manifest = Manifest(
             model=self.encoder.name, dimension=self.encoder.dimension, chunking=self._chunker.settings
         )
-        store = IndexStore.open(self.folder(name), manifest, rebuild=self.rebuild)
+        store = self._places.open(name, manifest, self.rebuild)
         documents, chunks = store.counts()
-        logger.info("Collection %s (%s): %d documents, %d chunks", name, store.directory, documents, chunks)
+        logger.info(
+            "Collection %s (%s): %d documents, %d chunks",
+            name,
+            self._places.describe(name),
+            documents,
+            chunks,
+        )
         collection = Collection(
             name=name,
             store=store,

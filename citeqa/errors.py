@@ -115,6 +115,14 @@ class IndexLocked(IndexStoreError):
     """Another process holds the index's write lock."""
 
 
+class BackendUnavailable(IndexStoreError):
+    """The Milvus server of CITEQA_MILVUS_URI does not answer."""
+
+
+class BackendFailed(IndexStoreError):
+    """The Milvus server refused a request CiteQA made (its message says why)."""
+
+
 # -- collections ----------------------------------------------------------------------------------
 
 

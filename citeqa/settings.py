@@ -39,6 +39,20 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "var" / "index",
         description="Folder that holds the index (SQLite documents + FAISS vectors + manifest).",
     )
+    backend: Literal["local", "milvus"] = Field(
+        default="local",
+        description="Where collections keep their index: 'local' (CITEQA_DATA_DIR: SQLite + FAISS files) or "
+        "'milvus' (the Milvus server of CITEQA_MILVUS_URI: nothing on disk, so several servers can share it).",
+    )
+    milvus_uri: str = Field(
+        default="",
+        description="The Milvus server with CITEQA_BACKEND=milvus, e.g. http://127.0.0.1:19530.",
+    )
+    milvus_token: str = Field(
+        default="",
+        description="The Milvus server's token ('user:password' or an API key), if it asks for one.",
+    )
+    milvus_db: str = Field(default="", description="The Milvus database; empty: the server's default one.")
     embedding_model: str = Field(
         default="embedded",
         description="'embedded' (the bundled multilingual-e5-small) or a sentence-transformers folder/name.",
@@ -156,6 +170,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CITEQA_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than "
                 f"CITEQA_CHUNK_SIZE ({self.chunk_size})."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _milvus_named(self) -> Settings:
+        if self.backend == "milvus" and not self.milvus_uri:
+            raise ValueError(
+                "CITEQA_BACKEND=milvus needs CITEQA_MILVUS_URI, the Milvus server's address "
+                "(e.g. http://127.0.0.1:19530)."
             )
         return self
 

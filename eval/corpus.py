@@ -103,7 +103,8 @@ def cache_root_for(data_dir: Path) -> Path:
 def load_resources(
     settings: Settings, corpus: Sequence[Path] | None, on_progress: ProgressHook | None = None
 ) -> Resources:
-    """The model, loaded once, and the index to search: the configured one, or the corpus's cached one."""
+    """The model, loaded once, and the index to search: the configured one (local or Milvus), or the corpus's
+    cached one (always local)."""
     if not corpus:
         return Resources.load(settings, show_progress=True)
     encoder = load_encoder(settings, show_progress=True)
@@ -112,7 +113,10 @@ def load_resources(
     built = build_corpus_index(corpus, encoder, chunker, cache_root_for(settings.data_dir), on_progress)
     if not built.reused:
         logger.info("Built the corpus index in %.1f s", time.perf_counter() - started)
-    return Resources.from_encoder(settings.model_copy(update={"data_dir": built.directory}), encoder)
+    # The corpus's index is a local one, whatever CITEQA_BACKEND says: to evaluate a Milvus collection, ingest
+    # into it and run without --corpus.
+    local = settings.model_copy(update={"data_dir": built.directory, "backend": "local"})
+    return Resources.from_encoder(local, encoder)
 
 
 def build_corpus_index(

@@ -12,11 +12,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from index.backend import Store
 from index.chunking import Chunk, Chunker, SentenceSpan, matching_text, sentence_spans
 from index.documents import Document
 from index.readers import ReadProblem, read_path
 from index.storage.documents import IndexedDocument
-from index.store import IndexKind, IndexStore, Manifest
+from index.store import IndexKind, Manifest
 from index.text import terms
 from index.vectors import TextEncoder
 
@@ -46,7 +47,7 @@ class IngestReport(BaseModel):
 class Indexer:
     """Adds documents to an index: chunks them, embeds the chunks and stores both."""
 
-    def __init__(self, store: IndexStore, encoder: TextEncoder, chunker: Chunker) -> None:
+    def __init__(self, store: Store, encoder: TextEncoder, chunker: Chunker) -> None:
         self.store = store
         self.encoder = encoder
         self.chunker = chunker

@@ -26,10 +26,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from citeqa.errors import InvalidQuestion, UnknownSearchMode
+from index.backend import Store
 from index.lexical import Keywords
 from index.storage.documents import ChunkHit
 from index.storage.keywords import KeywordTop
-from index.store import IndexStore
 from index.text import english_names, is_cjk, question_terms, terms
 from index.translation import Translator
 from index.vectors import TextEncoder
@@ -221,7 +221,7 @@ class Searcher:
 
     def __init__(
         self,
-        store: IndexStore,
+        store: Store,
         encoder: TextEncoder,
         weights: RankingWeights | None = None,
         translator: Translator | None = None,

@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from citeqa.errors import DocumentNotFound, IndexLocked, IndexModelMismatch
+from citeqa.errors import IndexLocked, IndexModelMismatch
 from index.chunking import ChunkingSettings
 from index.documents import Document
 from index.lexical import Keywords
@@ -47,6 +47,7 @@ from index.storage.documents import (
     IndexedDocument,
     StoredDocument,
     Write,
+    missing_document,
 )
 from index.storage.keywords import KeywordIndex, KeywordTop
 from index.storage.vectors import (
@@ -187,24 +188,13 @@ class IndexStore:
                     documents.write_meta("manifest", manifest.model_dump_json())
             else:
                 existing = Manifest.model_validate_json(stored)
-                if (existing.model, existing.dimension) != (
-                    manifest.model,
-                    manifest.dimension,
-                ) and not rebuild:
-                    raise IndexModelMismatch(
-                        f"The index in {directory} was built with model {existing.model!r} "
-                        f"(dimension {existing.dimension}), but the configured model is {manifest.model!r} "
-                        f"(dimension {manifest.dimension}). Run `citeqa reindex` to re-embed the stored "
-                        "documents with the configured model, or set CITEQA_DATA_DIR to another folder, or "
-                        f"set CITEQA_EMBEDDING_MODEL back to {existing.model!r}."
-                    )
-                if existing.chunking != manifest.chunking and not rebuild:
-                    logger.warning(
-                        "Index chunked with %s; settings now say %s. New documents use the new settings; "
-                        "run `citeqa reindex` to re-chunk all of them.",
-                        existing.chunking,
-                        manifest.chunking,
-                    )
+                check_stored_manifest(
+                    f"The index in {directory}",
+                    existing,
+                    manifest,
+                    rebuild=rebuild,
+                    elsewhere="set CITEQA_DATA_DIR to another folder",
+                )
                 if existing.format_version < FORMAT_VERSION:
                     existing = _upgrade(documents, existing, lock_timeout_s)
                 # The vectors stay those of the stored manifest until `replace_all` swaps them.
@@ -304,7 +294,7 @@ class IndexStore:
     def get_document(self, doc_id: str) -> Document:
         stored = self.find_document(doc_id)
         if stored is None:
-            raise DocumentNotFound(f"No document with id {doc_id!r}. List the ids with GET /v1/documents.")
+            raise missing_document(doc_id)
         return stored.document
 
     def find_document(self, doc_id: str) -> StoredDocument | None:
@@ -337,10 +327,10 @@ class IndexStore:
         kept until the next write (it reads every id)."""
         with self.snapshot():
             if allowed is not None:
-                return _uniform_sample(np.unique(allowed), size)
+                return uniform_sample(np.unique(allowed), size)
             key = (self._generation, size)
             if self._sample is None or self._sample[0] != key:
-                self._sample = (key, *_uniform_sample(self._vectors["chunks"].ids(), size))
+                self._sample = (key, *uniform_sample(self._vectors["chunks"].ids(), size))
             return self._sample[1], self._sample[2]
 
     def nearest_chunks(
@@ -438,14 +428,14 @@ class IndexStore:
 
     def upsert(self, items: Sequence[IndexedDocument]) -> None:
         """Add or replace documents in one transaction: all of them land, or none does."""
-        _check_vectors(items, self.manifest.dimension)
+        check_vectors(items, self.manifest.dimension)
         with self.writer():
             self._write(lambda write: self._write_documents(write, items))
 
     def replace_all(self, manifest: Manifest, items: Sequence[IndexedDocument]) -> None:
         """Swap every chunk and vector for new ones (another model, chunking or index kind) in one
         transaction."""
-        _check_vectors(items, manifest.dimension)
+        check_vectors(items, manifest.dimension)
         with self.writer():
 
             def write_all(write: Write) -> None:
@@ -529,14 +519,7 @@ class IndexStore:
         )
         if (found.model, found.dimension) == (expected.model, expected.dimension):
             return
-        action = "No document was written or deleted" if writing else "Nothing was searched"
-        raise IndexModelMismatch(
-            f"The index in {self.directory} was re-embedded by another process with model {found.model!r} "
-            f"(dimension {found.dimension}) while this one runs with {expected.model!r} (dimension "
-            f"{expected.dimension}). {action}, so that vectors of two models are never mixed. Restart "
-            f"CiteQA with CITEQA_EMBEDDING_MODEL={found.model!r} to use the index as it is now, or run "
-            f"`citeqa reindex` with {expected.model!r} to re-embed it back."
-        )
+        raise re_embedded_elsewhere(f"The index in {self.directory}", found, expected, writing=writing)
 
     def _catch_up(self, generation: int) -> None:
         """Bring the vectors in memory to `generation` (inside a read transaction of it): from the log of
@@ -667,6 +650,45 @@ class IndexStore:
             raise
 
 
+def check_stored_manifest(
+    where: str, stored: Manifest, configured: Manifest, *, rebuild: bool, elsewhere: str
+) -> None:
+    """At open: IndexModelMismatch if the index was built with another model than the configured one (unless
+    `rebuild`: the caller re-embeds it), a warning if it was chunked otherwise. `where` names the index,
+    `elsewhere` says how to point CiteQA at another one."""
+    if rebuild:
+        return
+    if (stored.model, stored.dimension) != (configured.model, configured.dimension):
+        raise IndexModelMismatch(
+            f"{where} was built with model {stored.model!r} (dimension {stored.dimension}), but the "
+            f"configured model is {configured.model!r} (dimension {configured.dimension}). Run `citeqa "
+            f"reindex` to re-embed the stored documents with the configured model, or {elsewhere}, or set "
+            f"CITEQA_EMBEDDING_MODEL back to {stored.model!r}."
+        )
+    if stored.chunking != configured.chunking:
+        logger.warning(
+            "%s was chunked with %s; settings now say %s. New documents use the new settings; run `citeqa "
+            "reindex` to re-chunk all of them.",
+            where,
+            stored.chunking,
+            configured.chunking,
+        )
+
+
+def re_embedded_elsewhere(
+    where: str, found: Manifest, expected: Manifest, *, writing: bool
+) -> IndexModelMismatch:
+    """The error for a read or write of an index another process re-embedded with another model meanwhile."""
+    action = "No document was written or deleted" if writing else "Nothing was searched"
+    return IndexModelMismatch(
+        f"{where} was re-embedded by another process with model {found.model!r} (dimension "
+        f"{found.dimension}) while this one runs with {expected.model!r} (dimension {expected.dimension}). "
+        f"{action}, so that vectors of two models are never mixed. Restart CiteQA with "
+        f"CITEQA_EMBEDDING_MODEL={found.model!r} to use the index as it is now, or run `citeqa reindex` "
+        f"with {expected.model!r} to re-embed it back."
+    )
+
+
 def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float) -> Manifest:
     """Bring an index of an earlier format to this one.
 
@@ -708,14 +730,16 @@ def _upgrade(documents: DocumentStore, manifest: Manifest, lock_timeout_s: float
     return upgraded
 
 
-def _uniform_sample(pool: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+def uniform_sample(pool: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """Up to `size` of the ids in `pool` (ascending), drawn the same way every time, and the pool's size."""
     if pool.size <= size:
         return pool, int(pool.size)
     chosen = np.random.default_rng(0).choice(pool.size, size, replace=False)
     return np.sort(pool[chosen]), int(pool.size)
 
 
-def _check_vectors(items: Sequence[IndexedDocument], dimension: int) -> None:
+def check_vectors(items: Sequence[IndexedDocument], dimension: int) -> None:
+    """ValueError unless every document has one vector per chunk and sentence, of `dimension`."""
     for item in items:
         doc_id = item.document.doc_id
         if len(item.chunks) != len(item.chunk_vectors) or len(item.chunks) != len(item.chunk_terms):

@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citeqa.errors import (
+    BackendFailed,
+    BackendUnavailable,
     CiteQAError,
     CollectionExists,
     CollectionNotFound,
@@ -55,6 +57,8 @@ STATUS_OF: dict[type[CiteQAError], int] = {
     UploadRejected: 422,
     EmbeddingModelError: 500,
     NotReady: 503,
+    BackendUnavailable: 503,
+    BackendFailed: 500,
 }
 
 

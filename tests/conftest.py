@@ -24,6 +24,7 @@ from index.ingest import Indexer
 from index.store import IndexStore, Manifest
 from tests import strict_skips
 from tests.fakes import FakeEncoder
+from tests.milvus_server import milvus_lite_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Project data the tests carry (tests/data/README.md says where each file comes from).
@@ -180,3 +181,15 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     """`citeqa serve` as a user starts it: real model, the bundled sample indexed, a real port."""
     with running_server(tmp_path_factory, "server", "--ingest-if-empty", str(SAMPLE_REPORT.parent)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus (`milvus-lite server`) on a free loopback port for the session: its URI. Tests using it
+    are marked `server` and `milvus`, and keep to collections of their own."""
+    with milvus_lite_server(
+        tmp_path_factory.mktemp("milvus-data"),
+        free_port(),
+        tmp_path_factory.mktemp("milvus-log") / "milvus.log",
+    ) as uri:
+        yield uri

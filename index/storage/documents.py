@@ -20,7 +20,7 @@ import fcntl
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,7 +352,7 @@ class DocumentStore:
             )
         }
         return [
-            _chunk_hit(rows[chunk_id], float(score)) for chunk_id, score in zip(wanted, scores, strict=True)
+            chunk_hit(rows[chunk_id], float(score)) for chunk_id, score in zip(wanted, scores, strict=True)
         ]
 
     def sentence_ids_of_chunks(self, chunk_ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -529,7 +529,7 @@ class DocumentStore:
         """Remove a document with its chunks and sentences (DocumentNotFound if there is none); returns
         the ids of the chunks removed."""
         if self.connection.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
-            raise DocumentNotFound(f"No document with id {doc_id!r}. List the ids with GET /v1/documents.")
+            raise missing_document(doc_id)
         removed = self._remove_chunks(write, doc_id)
         self.connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return removed
@@ -596,7 +596,14 @@ def _ids_and_vectors(rows: Sequence[sqlite3.Row]) -> tuple[np.ndarray, np.ndarra
     return ids, vectors
 
 
-def _chunk_hit(row: sqlite3.Row, score: float) -> ChunkHit:
+def missing_document(doc_id: str) -> DocumentNotFound:
+    """The error for a document id that names no stored document, whichever backend stores them."""
+    return DocumentNotFound(f"No document with id {doc_id!r}. List the ids with GET /v1/documents.")
+
+
+def chunk_hit(row: Mapping[str, Any], score: float) -> ChunkHit:
+    """A hit from a chunk's row joined with its document's: id, doc_id, chunk_index, text, char_start,
+    char_end, page (None: unknown), title, section and source."""
     return ChunkHit(
         chunk_id=row["id"],
         score=score,

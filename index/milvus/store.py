@@ -1,0 +1,861 @@
+"""A collection's index in Milvus: the Milvus backend of `index.backend.Store` (CITEQA_BACKEND=milvus).
+
+Everything a search or a citation needs lives in Milvus, so processes pointed at one server (several
+`citeqa serve`) answer alike and keep nothing on disk. A CiteQA collection is these Milvus collections,
+named `citeqa_<collection>_...` (index.milvus.client.collection_prefix):
+
+- `meta`: one row, `state`: the manifest, the epoch (which set of the collections below is current: a
+  reindex writes a new set and switches to it in one upsert), a stamp every write renews, the trash
+  (generations superseded) and the retired sets of collections, both removed after GRACE_S;
+- `<epoch>_documents`: one row per committed document: its generation, listing position, chunk count, and
+  what a listing or a citation shows; `<epoch>_texts`: its text, in parts a VARCHAR holds, joined back
+  exactly; `<epoch>_chunks`: chunks with their dense vector and a BM25 sparse vector Milvus derives from
+  their terms; `<epoch>_sentences`: sentences with their dense vector.
+
+Writes cannot half-land. Each write of a document draws a random generation; its text parts, chunks and
+sentences are written with it first (ids: the generation << 20 plus the position, so ids ascend in
+document order within a document and are never reused), its document row last: that row names the
+committed generation, and every read drops rows whose generation is not their document's committed one.
+A write killed midway leaves rows no read sees; the next write of that document removes them. The rows a
+write supersedes stay GRACE_S for searches that started before it (a search reads one snapshot of the
+documents: their generations as they were when it began), then a later write removes them.
+
+Writes of this process are serialized (milvus-lite's write-ahead log is not safe under concurrent writes,
+see docs/notes/milvus-lite-scouting.md); writes of two processes are not, but each document still lands
+whole: the last document row written wins. Searches take no lock: a snapshot is the committed documents'
+generations as read at its start (reloaded when the state's stamp changed), so writes never wait for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from citeqa.errors import BackendFailed
+from index.documents import Document, PageStart
+from index.lexical import Keywords, best_alternative_weights, idf
+from index.milvus.client import (
+    DUMMY,
+    MAX_LIMIT,
+    MAX_VARCHAR_BYTES,
+    check_name,
+    chunks_schema,
+    collection_prefix,
+    document_key,
+    documents_schema,
+    fit_bytes,
+    in_list,
+    literal,
+    meta_schema,
+    sentences_schema,
+    texts_schema,
+    vector_indexes,
+)
+from index.milvus.connection import Connection
+from index.storage.documents import (
+    ChunkHit,
+    DocumentSummary,
+    IndexedDocument,
+    StoredDocument,
+    chunk_hit,
+    missing_document,
+)
+from index.storage.keywords import KeywordTop
+from index.storage.vectors import IndexSpec
+from index.store import (
+    ChunkSentences,
+    Manifest,
+    check_stored_manifest,
+    check_vectors,
+    re_embedded_elsewhere,
+    uniform_sample,
+)
+from index.text import has_chinese
+
+# How long rows a write superseded stay, for searches that began before it.
+GRACE_S = 60.0
+# Ids: a write's generation (random, GENERATION_BITS) shifted left by POSITION_BITS, plus the position.
+GENERATION_BITS = 40
+POSITION_BITS = 20
+# A text part: 16,383 characters are at most 65,532 bytes of UTF-8, what a VARCHAR holds on real Milvus.
+PART_CHARS = MAX_VARCHAR_BYTES // 4
+# The HNSW index of both kinds, as the local backend's default HNSW (index.storage.vectors.IndexSpec).
+VECTOR_SPEC = IndexSpec(kind="hnsw")
+KINDS = ("documents", "texts", "chunks", "sentences")
+# What a state's view remembers between searches, at most (until the next write replaces the view): the
+# filter expressions of scopes, and the document frequencies of highlighted terms.
+SCOPES_KEPT = 256
+FREQUENCIES_KEPT = 65_536
+_STATE = "state"
+_CHUNK_FIELDS = ["doc_id", "chunk_index", "text", "char_start", "char_end", "page"]
+
+
+@dataclass(frozen=True)
+class _Doc:
+    """A committed document's row."""
+
+    doc_id: str
+    generation: int
+    position: int
+    chunks: int
+    info: dict[str, Any]
+    """title, section, date, source, url, page_map, content_hash, terms and chinese_terms (its distinct
+    keyword terms, and how many hold a Chinese character)."""
+
+
+@dataclass
+class _View:
+    """One state of the index, as read at a snapshot's start: reused while the stamp stays the same."""
+
+    stamp: str
+    epoch: str
+    manifest: Manifest
+    trash: list[list[Any]]
+    """[doc id, generation, when superseded] of the rows kept GRACE_S for running searches."""
+    retired: list[list[Any]]
+    """[epoch, when replaced] of the sets of collections a reindex replaced, kept GRACE_S likewise."""
+    documents: dict[str, _Doc]
+    every_chunk: np.ndarray | None = None
+    document_frequencies: dict[str, int] = field(default_factory=dict)
+    scopes: dict[bytes, str] = field(default_factory=dict)
+    """The filter expression of each scope `allowed_chunks` answered, by its ids' bytes."""
+
+    @property
+    def chunk_total(self) -> int:
+        return sum(doc.chunks for doc in self.documents.values())
+
+
+class MilvusStore:
+    """One CiteQA collection's documents, chunks, sentences, vectors and keywords in Milvus."""
+
+    def __init__(self, connection: Connection, collection: str, manifest: Manifest) -> None:
+        self.connection = connection
+        self.collection = collection
+        self.manifest = manifest
+        self._prefix = collection_prefix(collection)
+        # Writes of this process one at a time; searches take no lock: each reads its own snapshot.
+        self._writers = threading.Lock()
+        self._thread = threading.local()  # this thread's snapshot: `view`, and how deep it is nested
+        self._latest: _View | None = None  # the last state read, reused while its stamp holds
+
+    @classmethod
+    def open(
+        cls, connection: Connection, collection: str, manifest: Manifest, *, rebuild: bool = False
+    ) -> MilvusStore:
+        """Open (or create) the collection's index for vectors described by `manifest`; one built with
+        another model is refused (IndexModelMismatch) unless `rebuild` (`citeqa reindex`)."""
+        store = cls(connection, collection, manifest)
+        meta = store._name("meta")
+        if not connection.has_collection(meta):
+            connection.create_collection(meta, meta_schema())
+        connection.load_collection(meta)
+        state = store._read_state()
+        if state is None:  # new, or its creator was killed before its state: the state is written last
+            epoch = _new_epoch()
+            store._create_epoch(epoch, manifest)
+            store._write_state(epoch, manifest, [], [])
+            return store
+        existing = Manifest.model_validate(state["manifest"])
+        check_stored_manifest(
+            store._where(), existing, manifest, rebuild=rebuild, elsewhere="name another collection"
+        )
+        for kind in KINDS:
+            connection.load_collection(store._name(kind, state["epoch"]))
+        store.manifest = existing if rebuild else existing.model_copy(update={"chunking": manifest.chunking})
+        return store
+
+    @staticmethod
+    def exists(connection: Connection, collection: str) -> bool:
+        return connection.has_collection(check_name(f"{collection_prefix(collection)}meta"))
+
+    @staticmethod
+    def drop(connection: Connection, collection: str) -> None:
+        """Remove a collection's Milvus collections: its state first, so that a drop killed midway leaves
+        collections no name reaches, never a collection with some of its parts."""
+        prefix = collection_prefix(collection)
+        connection.drop_collection(f"{prefix}meta")
+        ours = re.compile(re.escape(prefix) + r"e[0-9a-f]{8}_(?:" + "|".join(KINDS) + ")")
+        for name in connection.list_collections():
+            if ours.fullmatch(name):
+                connection.drop_collection(name)
+
+    def close(self) -> None:
+        """Nothing to release: the connection is its opener's (citeqa.collections)."""
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read one state: every read inside sees the documents committed when it began (the rows a write
+        supersedes stay GRACE_S), whatever this or another process writes meanwhile, so searches and writes
+        need not wait for each other. Raises IndexModelMismatch if another process re-embedded the index
+        with another model. Nested snapshots (in the same thread) share the outer one."""
+        local = self._thread
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield
+            finally:
+                local.depth -= 1
+            return
+        local.view, local.depth = self._current_view(writing=False), 1
+        try:
+            yield
+        finally:
+            local.view, local.depth = None, 0
+
+    def counts(self) -> tuple[int, int]:
+        with self.snapshot():
+            view = self._viewed()
+            return len(view.documents), view.chunk_total
+
+    def vector_specs(self) -> dict[str, IndexSpec]:
+        return {"chunks": VECTOR_SPEC, "sentences": VECTOR_SPEC}
+
+    def list_documents(self) -> list[DocumentSummary]:
+        with self.snapshot():
+            return [
+                DocumentSummary(
+                    doc_id=doc.doc_id,
+                    title=doc.info["title"],
+                    section=doc.info["section"],
+                    page=doc.info["page_map"][0]["page"] if doc.info["page_map"] else None,
+                    source=doc.info["source"],
+                    chunks=doc.chunks,
+                )
+                for doc in self._ordered()
+            ]
+
+    def sections(self) -> list[str]:
+        with self.snapshot():
+            found = (doc.info["section"] for doc in self._ordered())
+            return list(dict.fromkeys(section for section in found if section is not None))
+
+    def get_document(self, doc_id: str) -> Document:
+        stored = self.find_document(doc_id)
+        if stored is None:
+            raise missing_document(doc_id)
+        return stored.document
+
+    def find_document(self, doc_id: str) -> StoredDocument | None:
+        with self.snapshot():
+            doc = self._viewed().documents.get(doc_id)
+            return None if doc is None else self._stored(doc)
+
+    def iter_documents(self) -> Iterator[Document]:
+        with self.snapshot():
+            stored = [self._stored(doc) for doc in self._ordered()]
+        for item in stored:
+            yield item.document
+
+    def chunk_count(self, doc_id: str) -> int:
+        with self.snapshot():
+            doc = self._viewed().documents.get(doc_id)
+            return 0 if doc is None else doc.chunks
+
+    # -- candidates ------------------------------------------------------------------------------------
+
+    def allowed_chunks(self, sections: Sequence[str] = (), doc_ids: Sequence[str] = ()) -> np.ndarray | None:
+        """Ids of the chunks of documents in any of `sections` and any of `doc_ids`; None: every chunk."""
+        if not sections and not doc_ids:
+            return None
+        # A document without a section is stored with "": no section filter may reach it.
+        named = [section for section in sections if section]
+        if sections and not named:
+            return np.zeros(0, dtype=np.int64)
+        clauses = []
+        if named:
+            clauses.append(in_list("section", named))
+        if doc_ids:
+            clauses.append(in_list("doc_id", doc_ids))
+        expression = " and ".join(f"({clause})" for clause in clauses)
+        with self.snapshot():
+            rows = self.connection.query(self._name("chunks"), expression, ["id", "doc_id", "generation"])
+            ids = np.sort(self._live_ids(rows))
+            _remember(self._viewed().scopes, ids.tobytes(), expression, SCOPES_KEPT)
+            return ids
+
+    def chunk_sample(self, size: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        with self.snapshot():
+            if allowed is not None:
+                return uniform_sample(np.unique(allowed), size)
+            view = self._viewed()
+            if view.every_chunk is None:
+                rows = self.connection.query(self._name("chunks"), "id >= 0", ["id", "doc_id", "generation"])
+                view.every_chunk = np.sort(self._live_ids(rows))
+            return uniform_sample(view.every_chunk, size)
+
+    def nearest_chunks(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        with self.snapshot():
+            hits = self._nearest("chunks", query, k, allowed, [])
+            return _ids(hits), _scores(hits)
+
+    def nearest_sentences(
+        self, query: np.ndarray, k: int, allowed_chunks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self.snapshot():
+            hits = self._nearest("sentences", query, k, allowed_chunks, ["chunk_id"])
+            chunk_ids = np.array([hit["entity"]["chunk_id"] for hit in hits], dtype=np.int64)
+            return _ids(hits), chunk_ids, _scores(hits)
+
+    def keyword_top(
+        self,
+        keywords: Keywords,
+        limit: int,
+        allowed: np.ndarray | None = None,
+        also: np.ndarray | None = None,
+    ) -> KeywordTop:
+        """Milvus's BM25 over the chunks' terms, the question's terms (and its concepts' alternatives) as
+        the query. Every matching chunk up to MAX_LIMIT is read, for the mean and spread over the scope
+        (the chunks that do not match count as 0, as do those past MAX_LIMIT: `exact` is then false)."""
+        text = _query_text(keywords)
+        with self.snapshot():
+            view = self._viewed()
+            scope = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
+            in_scope = view.chunk_total if scope is None else int(scope.size)
+            if not text or not in_scope:
+                return KeywordTop.empty()
+            # Searched unfiltered, the scope applied here: milvus-lite scores a filtered BM25 search with the
+            # statistics of the rows the filter keeps (a chunk scoring 1.019 among 4 scored 0.365 among the 2
+            # a filter kept), where the local index, and Milvus itself, take them over every chunk.
+            hits, exact = self._bm25(text, "", MAX_LIMIT)
+            if scope is not None and not exact:
+                # More matches than a search returns: those in scope found by a filtered search instead.
+                hits, exact = self._bm25(text, self._scope(scope, "chunks"), MAX_LIMIT)
+            ids, scores = _ids(hits), np.abs(_scores(hits))  # milvus-lite's BM25 distances are negative
+            if scope is not None:
+                keep = np.isin(ids, scope)
+                ids, scores = ids[keep], scores[keep]
+            total = float(scores.sum(dtype=np.float64))
+            squares = float((scores.astype(np.float64) ** 2).sum())
+            mean = total / in_scope
+            order = np.argsort(-scores, kind="stable")[:limit]
+            asked = (
+                np.zeros(0, dtype=np.int64) if also is None else np.unique(np.asarray(also, dtype=np.int64))
+            )
+            if scope is not None:
+                asked = asked[np.isin(asked, scope)]
+            chosen = np.union1d(ids[order], asked[np.isin(asked, ids)])
+            by_id = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+            if not exact:
+                # Chunks asked about beyond the matches read: scored by a search among them alone.
+                missing = np.setdiff1d(asked, ids)
+                if missing.size:
+                    extra, _ = self._bm25(text, in_list("id", missing.tolist()), int(missing.size))
+                    by_id.update(zip(_ids(extra).tolist(), np.abs(_scores(extra)).tolist(), strict=True))
+                    chosen = np.union1d(chosen, _ids(extra))
+            return KeywordTop(
+                chosen,
+                np.array([by_id[int(i)] for i in chosen], dtype=np.float32),
+                mean=mean,
+                spread=max(squares / in_scope - mean**2, 0.0) ** 0.5,
+                exact=exact,
+            )
+
+    def chunk_vectors(self, chunk_ids: np.ndarray) -> np.ndarray:
+        with self.snapshot():
+            rows = self.connection.get(self._name("chunks"), [int(i) for i in chunk_ids], ["dense"])
+        vectors = {row["id"]: row["dense"] for row in rows}
+        if not len(chunk_ids):
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        return np.array([vectors[int(i)] for i in chunk_ids], dtype=np.float32)
+
+    def chunk_sentences(self, chunk_ids: Sequence[int] | np.ndarray, *, spans: bool = True) -> ChunkSentences:
+        """The sentences of some chunks, read by id from each chunk's range of sentence ids (two lookups by
+        key: a filter on `chunk_id` scans every sentence in milvus-lite, 100 ms at the sample's size)."""
+        fields = ["chunk_id", "dense"] + (["char_start", "char_end"] if spans else [])
+        with self.snapshot():
+            ranges = self.connection.get(
+                self._name("chunks"), [int(i) for i in chunk_ids], ["first_sentence", "sentences"]
+            )
+            wanted = [row["first_sentence"] + n for row in ranges for n in range(row["sentences"])]
+            rows = self.connection.get(self._name("sentences"), wanted, fields)
+        ids = np.array([row["id"] for row in rows], dtype=np.int64)
+        chunks = np.array([row["chunk_id"] for row in rows], dtype=np.int64)
+        order = np.lexsort((ids, chunks))
+        vectors = np.array([rows[i]["dense"] for i in order], dtype=np.float32).reshape(
+            len(rows), self.manifest.dimension
+        )
+        starts = ends = None
+        if spans:
+            starts = np.array([rows[i]["char_start"] for i in order], dtype=np.int64)
+            ends = np.array([rows[i]["char_end"] for i in order], dtype=np.int64)
+        return ChunkSentences(ids[order], chunks[order], starts, ends, vectors)
+
+    def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
+        wanted = [int(chunk_id) for chunk_id in chunk_ids]
+        with self.snapshot():
+            rows = {
+                row["id"]: row for row in self.connection.get(self._name("chunks"), wanted, _CHUNK_FIELDS)
+            }
+            documents = self._viewed().documents
+        return [
+            chunk_hit(_joined(rows[chunk_id], documents[rows[chunk_id]["doc_id"]]), float(score))
+            for chunk_id, score in zip(wanted, scores, strict=True)
+        ]
+
+    def sentence_spans(self, sentence_ids: Sequence[int]) -> dict[int, tuple[int, int, int | None]]:
+        wanted = [int(i) for i in sentence_ids if i >= 0]
+        with self.snapshot():
+            rows = self.connection.get(self._name("sentences"), wanted, ["char_start", "char_end", "page"])
+        return {row["id"]: (row["char_start"], row["char_end"], _page(row["page"])) for row in rows}
+
+    def keyword_matches(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
+        """How much of the keywords each text holds, with the index's idf (as the local keyword index's
+        `match_scores`; a concept's document frequency is that of any of its alternatives' terms)."""
+        lowered = [text.lower() for text in texts]
+        everything = "\n".join(lowered)
+        total = np.zeros(len(lowered), dtype=np.float32)
+        concepts = [_query_text(Keywords(concepts=[concept])) for concept in keywords.concepts]
+        present = [
+            term
+            for concept in keywords.concepts
+            for alt in concept.alternatives
+            for term in alt.terms
+            if term in everything
+        ]
+        with self.snapshot():
+            chunks = self._viewed().chunk_total
+            # Every frequency needed, in one search: the terms, the alternatives' terms the texts hold (those
+            # they do not hold never count), and each concept as a whole.
+            matching = self._document_frequencies([*keywords.terms, *present, *concepts])
+        for term in set(keywords.terms):
+            if matching.get(term):
+                total += np.array([term in text for text in lowered]) * idf(chunks, matching[term])
+        for concept, query in zip(keywords.concepts, concepts, strict=True):
+            best = best_alternative_weights(
+                lowered, everything, concept, lambda term: matching.get(term, 0) > 0
+            )
+            if best.any():
+                total += best * idf(chunks, matching[query])
+        return total
+
+    def vocabulary_is_chinese(self) -> bool:
+        """Whether at least half of the documents' distinct terms (summed over documents) are Chinese."""
+        with self.snapshot():
+            documents = self._viewed().documents.values()
+            chinese = sum(doc.info["chinese_terms"] for doc in documents)
+            return chinese / max(sum(doc.info["terms"] for doc in documents), 1) >= 0.5
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def upsert(self, items: Sequence[IndexedDocument]) -> None:
+        """Add or replace documents, each whole: a document row is written after all its rows."""
+        check_vectors(items, self.manifest.dimension)
+        with self._writing() as view:
+            now = time.time()
+            trash, retired = self._tidy(view, now)
+            rows: dict[str, dict[str, Any]] = {}  # by doc id: a document given twice, the later wins
+            next_position = max((doc.position for doc in view.documents.values()), default=-1) + 1
+            for item in items:
+                doc_id = item.document.doc_id
+                old = view.documents.get(doc_id)
+                # Orphans of a write killed midway (or of this batch's earlier copy): neither committed nor
+                # superseded within the grace.
+                keep = [entry[1] for entry in trash if entry[0] == doc_id] + ([old.generation] if old else [])
+                self._remove_rows(doc_id, keep)
+                if doc_id in rows:
+                    position = rows[doc_id]["position"]
+                elif old is not None:
+                    position = old.position
+                    trash.append([doc_id, old.generation, now])
+                else:
+                    position, next_position = next_position, next_position + 1
+                rows[doc_id] = self._write_rows(view.epoch, item, position)
+            self.connection.upsert(self._name("documents", view.epoch), list(rows.values()))
+            self._write_state(view.epoch, view.manifest, trash, retired)
+
+    def replace_all(self, manifest: Manifest, items: Sequence[IndexedDocument]) -> None:
+        """Write every document anew into a new set of collections (the new model's dimension), then switch
+        to it in one upsert of the state: a reindex killed midway leaves the old set, which is otherwise
+        dropped by a write after GRACE_S (searches that began on it end on it)."""
+        check_vectors(items, manifest.dimension)
+        with self._writing() as view:
+            _, retired = self._tidy(view, time.time())
+            epoch = _new_epoch()
+            self._create_epoch(epoch, manifest)
+            rows = [
+                self._write_rows(epoch, item, view.documents[item.document.doc_id].position)
+                if item.document.doc_id in view.documents
+                else self._write_rows(epoch, item, len(view.documents) + position)
+                for position, item in enumerate(items)
+            ]
+            self.connection.upsert(self._name("documents", epoch), rows)
+            self._write_state(epoch, manifest, [], [*retired, [view.epoch, time.time()]])
+            self.manifest = manifest
+
+    def delete(self, doc_id: str) -> None:
+        with self._writing() as view:
+            doc = view.documents.get(doc_id)
+            if doc is None:
+                raise missing_document(doc_id)
+            self.connection.delete(self._name("documents", view.epoch), f"id == {document_key(doc_id)}")
+            now = time.time()
+            trash, retired = self._tidy(view, now)
+            self._write_state(view.epoch, view.manifest, [*trash, [doc_id, doc.generation, now]], retired)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"The Milvus collection {self.collection!r} at {self.connection.uri}"
+
+    def _name(self, kind: str, epoch: str | None = None) -> str:
+        if kind == "meta":
+            return check_name(f"{self._prefix}meta")
+        return check_name(f"{self._prefix}{epoch if epoch is not None else self._viewed().epoch}_{kind}")
+
+    def _viewed(self) -> _View:
+        view = getattr(self._thread, "view", None)
+        assert view is not None, "read inside snapshot()"
+        return view
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[_View]:
+        """This process's writes one at a time, on the current state (IndexModelMismatch if another
+        process re-embedded the index with another model: nothing is written then)."""
+        with self._writers:
+            local = self._thread
+            local.view, local.depth = self._current_view(writing=True), 1
+            try:
+                yield local.view
+            finally:
+                local.view, local.depth = None, 0
+
+    def _current_view(self, *, writing: bool) -> _View:
+        state = self._read_state()
+        if state is None:
+            raise BackendFailed(f"{self._where()} was deleted meanwhile: create it again to use it.")
+        found = Manifest.model_validate(state["manifest"])
+        if (found.model, found.dimension) != (self.manifest.model, self.manifest.dimension):
+            raise re_embedded_elsewhere(self._where(), found, self.manifest, writing=writing)
+        latest = self._latest
+        if latest is not None and latest.stamp == state["stamp"]:
+            return latest
+        if latest is not None and latest.epoch != state["epoch"]:
+            for kind in KINDS:  # another process reindexed: its collections, loaded
+                self.connection.load_collection(self._name(kind, state["epoch"]))
+        rows = self.connection.query(
+            self._name("documents", state["epoch"]),
+            "position >= 0",
+            ["doc_id", "generation", "position", "chunks", "info"],
+        )
+        documents = {
+            row["doc_id"]: _Doc(row["doc_id"], row["generation"], row["position"], row["chunks"], row["info"])
+            for row in rows
+        }
+        self._latest = _View(
+            state["stamp"], state["epoch"], found, state["trash"], state.get("retired", []), documents
+        )
+        return self._latest
+
+    def _read_state(self) -> dict[str, Any] | None:
+        rows = self.connection.get(self._name("meta"), [_STATE], ["value"])
+        return rows[0]["value"] if rows else None
+
+    def _write_state(
+        self, epoch: str, manifest: Manifest, trash: list[list[Any]], retired: list[list[Any]]
+    ) -> None:
+        value = {
+            "manifest": manifest.model_dump(mode="json"),
+            "epoch": epoch,
+            "stamp": secrets.token_hex(8),
+            "trash": trash,
+            "retired": retired,
+        }
+        self.connection.upsert(self._name("meta"), [{"key": _STATE, "value": value, "v": DUMMY}])
+
+    def _create_epoch(self, epoch: str, manifest: Manifest) -> None:
+        hnsw = {"m": VECTOR_SPEC.m, "ef_construction": VECTOR_SPEC.ef_construction}
+        for kind, schema, index in (
+            ("documents", documents_schema(), None),
+            ("texts", texts_schema(), None),
+            ("chunks", chunks_schema(manifest.dimension), vector_indexes(**hnsw, sparse=True)),
+            ("sentences", sentences_schema(manifest.dimension), vector_indexes(**hnsw, sparse=False)),
+        ):
+            self.connection.create_collection(self._name(kind, epoch), schema, index)
+
+    def _tidy(self, view: _View, now: float) -> tuple[list[list[Any]], list[list[Any]]]:
+        """Remove what is past its grace (superseded rows, replaced sets of collections); return the trash
+        and the retired sets still within it."""
+        trash = [entry for entry in view.trash if not self._purged(entry, now)]
+        retired = []
+        for epoch, at in view.retired:
+            if now - at < GRACE_S:
+                retired.append([epoch, at])
+                continue
+            for kind in KINDS:
+                self.connection.drop_collection(self._name(kind, epoch))
+        return trash, retired
+
+    def _purged(self, entry: list[Any], now: float) -> bool:
+        """Remove a superseded generation's rows once its grace is over; whether it was."""
+        _, generation, at = entry
+        if now - at < GRACE_S:
+            return False
+        for kind in ("texts", "chunks", "sentences"):
+            self.connection.delete(self._name(kind), f"generation == {literal(int(generation))}")
+        return True
+
+    def _remove_rows(self, doc_id: str, keep: list[int]) -> None:
+        expression = f"doc_id == {literal(doc_id)}"
+        if keep:
+            expression += f" and generation not in [{', '.join(literal(int(g)) for g in keep)}]"
+        for kind in ("texts", "chunks", "sentences"):
+            self.connection.delete(self._name(kind), expression)
+
+    def _write_rows(self, epoch: str, item: IndexedDocument, position: int) -> dict[str, Any]:
+        """Write a document's text parts, chunks and sentences under a new generation; return its document
+        row (the commit, written by the caller after every row of the batch)."""
+        document = item.document
+        generation = secrets.randbits(GENERATION_BITS) or 1
+        base = generation << POSITION_BITS
+        if (
+            max(len(item.chunks), len(item.sentences), len(document.text) // PART_CHARS + 1)
+            >= 1 << POSITION_BITS
+        ):
+            raise ValueError(
+                f"{document.doc_id}: more than {1 << POSITION_BITS} chunks, sentences or text parts."
+            )
+        section = document.section or ""
+        texts = [
+            document.text[start : start + PART_CHARS] for start in range(0, len(document.text), PART_CHARS)
+        ]
+        self.connection.insert(
+            self._name("texts", epoch),
+            [
+                {
+                    "id": base + part,
+                    "doc_id": document.doc_id,
+                    "generation": generation,
+                    "part": part,
+                    "text": text,
+                    "v": DUMMY,
+                }
+                for part, text in enumerate(texts or [""])
+            ],
+        )
+        # Chunk by chunk, so that each chunk's sentences get consecutive ids (as the local store's).
+        order = sorted(range(len(item.sentences)), key=lambda i: item.sentences[i].chunk_index)
+        sentence_id = {i: base + rank for rank, i in enumerate(order)}
+        first: dict[int, int] = {}
+        count: dict[int, int] = {}
+        for i in order:
+            chunk_index = item.sentences[i].chunk_index
+            first.setdefault(chunk_index, sentence_id[i])
+            count[chunk_index] = count.get(chunk_index, 0) + 1
+        self.connection.insert(
+            self._name("chunks", epoch),
+            [
+                {
+                    "id": base + chunk.chunk_index,
+                    "doc_id": document.doc_id,
+                    "generation": generation,
+                    "section": section,
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
+                    "page": _no_page(chunk.page),
+                    "chunk_index": chunk.chunk_index,
+                    "text": chunk.text,
+                    "first_sentence": first.get(chunk.chunk_index, 0),
+                    "sentences": count.get(chunk.chunk_index, 0),
+                    "keywords": fit_bytes(" ".join(terms)),
+                    "dense": vector.tolist(),
+                }
+                for chunk, terms, vector in zip(
+                    item.chunks, item.chunk_terms, item.chunk_vectors, strict=True
+                )
+            ],
+        )
+        self.connection.insert(
+            self._name("sentences", epoch),
+            [
+                {
+                    "id": sentence_id[i],
+                    "doc_id": document.doc_id,
+                    "generation": generation,
+                    "section": section,
+                    "char_start": span.char_start,
+                    "char_end": span.char_end,
+                    "page": _no_page(document.page_at(span.char_start)),
+                    "chunk_id": base + span.chunk_index,
+                    "dense": item.sentence_vectors[i].tolist(),
+                }
+                for i, span in enumerate(item.sentences)
+            ],
+        )
+        distinct = {term for terms in item.chunk_terms for term in terms}
+        info = {
+            "title": document.title,
+            "section": document.section,
+            "date": document.date,
+            "source": document.source,
+            "url": document.url,
+            "page_map": [entry.model_dump() for entry in document.page_map],
+            "content_hash": item.content_hash,
+            "terms": len(distinct),
+            "chinese_terms": sum(1 for term in distinct if has_chinese(term)),
+        }
+        return {
+            "id": document_key(document.doc_id),
+            "doc_id": document.doc_id,
+            "generation": generation,
+            "position": position,
+            "chunks": len(item.chunks),
+            "info": info,
+            "v": DUMMY,
+        }
+
+    def _stored(self, doc: _Doc) -> StoredDocument:
+        parts = self.connection.query(
+            self._name("texts"),
+            f"doc_id == {literal(doc.doc_id)} and generation == {literal(doc.generation)}",
+            ["part", "text"],
+        )
+        info = doc.info
+        return StoredDocument(
+            document=Document(
+                doc_id=doc.doc_id,
+                title=info["title"],
+                text="".join(row["text"] for row in sorted(parts, key=lambda row: row["part"])),
+                source=info["source"],
+                section=info["section"],
+                date=info["date"],
+                url=info["url"],
+                page_map=[PageStart(**entry) for entry in info["page_map"]],
+            ),
+            content_hash=info["content_hash"],
+        )
+
+    def _ordered(self) -> list[_Doc]:
+        return sorted(self._viewed().documents.values(), key=lambda doc: doc.position)
+
+    def _is_live(self, doc_id: str, generation: int) -> bool:
+        """Whether a row of this generation is of its document's committed one in this snapshot."""
+        doc = self._viewed().documents.get(doc_id)
+        return doc is not None and doc.generation == generation
+
+    def _live_ids(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        """The ids of the (queried) rows that are live."""
+        live = [row["id"] for row in rows if self._is_live(row["doc_id"], row["generation"])]
+        return np.array(live, dtype=np.int64)
+
+    def _scope(self, allowed: np.ndarray | None, kind: str) -> str:
+        """The filter expression restricting a search of `kind` to the chunks `allowed`: the one that
+        found them, if `allowed_chunks` did, else their ids."""
+        if allowed is None:
+            return ""
+        ids = np.unique(np.asarray(allowed, dtype=np.int64))
+        known = self._viewed().scopes.get(ids.tobytes())
+        if known is not None:
+            return known
+        return in_list("id" if kind == "chunks" else "chunk_id", ids.tolist())
+
+    def _nearest(
+        self, kind: str, query: np.ndarray, k: int, allowed: np.ndarray | None, fields: list[str]
+    ) -> list[dict[str, Any]]:
+        if allowed is not None and not len(allowed):
+            return []
+        # Superseded rows still within their grace may take places: asked for twice as many.
+        limit = min(2 * k, MAX_LIMIT)
+        params = {"metric_type": "COSINE", "params": {"ef": max(limit, VECTOR_SPEC.ef_search)}}
+        (hits,) = self._search_live(
+            kind,
+            [np.asarray(query, dtype=np.float32).tolist()],
+            "dense",
+            limit,
+            fields,
+            self._scope(allowed, kind),
+            params,
+        )
+        return hits[:k]
+
+    def _search_live(
+        self,
+        kind: str,
+        data: list[Any],
+        field_name: str,
+        limit: int,
+        fields: list[str],
+        expression: str,
+        params: dict[str, Any] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Each query's hits whose rows are of their document's committed generation, best first."""
+        found = self.connection.search(
+            self._name(kind), data, field_name, limit, ["doc_id", "generation", *fields], expression, params
+        )
+        return [self._live(hits) for hits in found]
+
+    def _live(self, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The (searched) hits that are live."""
+        return [hit for hit in hits if self._is_live(hit["entity"]["doc_id"], hit["entity"]["generation"])]
+
+    def _bm25(self, text: str, expression: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """BM25's live hits for `text` (among the chunks `expression` keeps), and whether they are all of
+        them: fewer than `limit` rows matched."""
+        (hits,) = self.connection.search(
+            self._name("chunks"), [text], "sparse", limit, ["doc_id", "generation"], expression
+        )
+        return self._live(hits), len(hits) < limit
+
+    def _document_frequencies(self, texts: Sequence[str]) -> dict[str, int]:
+        """How many live chunks BM25 finds for each text (at most MAX_LIMIT): those not known since the last
+        write looked up in one search."""
+        known = self._viewed().document_frequencies
+        wanted = {text: known.get(text) for text in texts if text}
+        missing = [text for text, count in wanted.items() if count is None]
+        if missing:
+            found = self._search_live("chunks", missing, "sparse", MAX_LIMIT, [], "")
+            for text, hits in zip(missing, found, strict=True):
+                wanted[text] = len(hits)
+                _remember(known, text, len(hits), FREQUENCIES_KEPT)
+        return {text: int(count or 0) for text, count in wanted.items()}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, most: int) -> None:
+    """Keep `value` under `key`, forgetting the oldest entry past `most`."""
+    cache[key] = value
+    if len(cache) > most:
+        cache.pop(next(iter(cache)), None)
+
+
+def _new_epoch() -> str:
+    return f"e{secrets.token_hex(4)}"
+
+
+def _query_text(keywords: Keywords) -> str:
+    """What BM25 is asked for: the question's terms and every alternative term of its concepts."""
+    words = list(keywords.terms)
+    words += [term for concept in keywords.concepts for alt in concept.alternatives for term in alt.terms]
+    return " ".join(word for word in words if word.strip())
+
+
+def _ids(hits: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array([hit["id"] for hit in hits], dtype=np.int64)
+
+
+def _scores(hits: Sequence[dict[str, Any]]) -> np.ndarray:
+    return np.array([hit["distance"] for hit in hits], dtype=np.float32)
+
+
+def _joined(chunk: dict[str, Any], doc: _Doc) -> dict[str, Any]:
+    """A chunk's row with what a citation shows of its document (index.storage.documents.chunk_hit)."""
+    shown = {key: doc.info[key] for key in ("title", "section", "source")}
+    return {**chunk, "page": _page(chunk["page"]), **shown}
+
+
+def _page(value: int) -> int | None:
+    return None if value < 0 else int(value)
+
+
+def _no_page(page: int | None) -> int:
+    return -1 if page is None else page

@@ -1,0 +1,182 @@
+"""What only the Milvus backend has to get right: writes that cannot half-land (per-document generations
+committed by the document row), superseded rows kept for running searches then removed, collection names
+Milvus accepts, literal filter expressions, and errors that name the setting to fix. The behaviour both
+backends share is tests/index/test_store.py's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import index.milvus.store as milvus_store
+from citeqa.errors import BackendUnavailable, IndexModelMismatch
+from index.chunking import Chunker
+from index.ingest import Indexer
+from index.milvus.client import collection_name_of, collection_prefix, literal
+from index.milvus.connection import Connection
+from index.milvus.store import MilvusStore
+from index.search import Searcher, SearchFilters
+from tests.conftest import free_port, make_document, manifest_for
+from tests.fakes import FakeEncoder
+from tests.index.test_store import CHIPS, CLOUD
+
+pytestmark = [pytest.mark.server, pytest.mark.milvus]
+
+
+@pytest.fixture
+def connection(milvus_uri: str) -> Iterator[Connection]:
+    opened = Connection(milvus_uri)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def collection(connection: Connection) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield name
+    MilvusStore.drop(connection, name)
+
+
+@pytest.fixture
+def store(
+    connection: Connection, collection: str, fake_encoder: FakeEncoder, chunker: Chunker
+) -> MilvusStore:
+    return MilvusStore.open(connection, collection, manifest_for(fake_encoder, chunker))
+
+
+def _rows(store: MilvusStore, kind: str, doc_id: str) -> int:
+    """Rows of one kind the document has in Milvus, whatever their generation."""
+    with store.snapshot():
+        name = store._name(kind)
+    return len(store.connection.query(name, f"doc_id == {literal(doc_id)}", ["id"]))
+
+
+def test_a_write_failing_before_its_document_row_leaves_the_previous_version_searchable(
+    store: MilvusStore, indexer: Indexer, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexer.add([CHIPS])
+    changed = CHIPS.model_copy(update={"text": "晶圆代工产能今年翻了一番。手机芯片不再短缺。"})
+    upsert = milvus_store.Connection.upsert
+
+    def failing_on_documents(self: Connection, name: str, rows: list[dict]) -> None:
+        if name.endswith("_documents"):
+            raise RuntimeError("connection lost")  # every chunk and sentence is written, the commit is not
+        upsert(self, name, rows)
+
+    monkeypatch.setattr(milvus_store.Connection, "upsert", failing_on_documents)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        indexer.add([changed])
+    monkeypatch.undo()
+
+    assert _rows(store, "chunks", CHIPS.doc_id) == 2  # the old version's chunk and the new one's
+    assert store.get_document(CHIPS.doc_id).text == CHIPS.text
+    found = Searcher(store, fake_encoder).search("晶圆代工产能", top_k=5).passages
+    assert [p.text for p in found] == [CHIPS.text]
+    # The next write of the document removes the rows the failed one left.
+    assert [r.status for r in indexer.add([changed])] == ["updated"]
+    assert store.get_document(CHIPS.doc_id).text == changed.text
+    assert _rows(store, "chunks", CHIPS.doc_id) == 2  # the new version's, and the old one's for GRACE_S
+    assert [p.text for p in Searcher(store, fake_encoder).search("晶圆代工产能", top_k=5).passages] == [
+        changed.text
+    ]
+
+
+def test_rows_a_write_supersedes_stay_for_running_searches_then_a_later_write_removes_them(
+    store: MilvusStore,
+    indexer: Indexer,
+    connection: Connection,
+    collection: str,
+    fake_encoder: FakeEncoder,
+    chunker: Chunker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    changed = CHIPS.model_copy(update={"text": "晶圆代工产能今年翻了一番。"})
+    other_process = MilvusStore.open(connection, collection, manifest_for(fake_encoder, chunker))
+    with store.snapshot():
+        ids, _ = store.nearest_chunks(fake_encoder.encode_queries(["晶圆代工"])[0], 5)
+        Indexer(other_process, fake_encoder, chunker).add([changed])
+        # A search that began before the write reads the rows it saw then, whole.
+        during = store.chunk_hits(ids, [0.0] * len(ids))
+    assert {hit.chunk.text for hit in during} == {CLOUD.text, CHIPS.text}
+    assert store.get_document(CHIPS.doc_id).text == changed.text
+    assert _rows(store, "chunks", CHIPS.doc_id) == 2
+    monkeypatch.setattr(milvus_store, "GRACE_S", 0.0)
+    store.delete(CLOUD.doc_id)  # any later write removes what is past its grace
+    assert _rows(store, "chunks", CHIPS.doc_id) == 1
+    assert _rows(store, "sentences", CHIPS.doc_id) == 1
+    assert _rows(store, "texts", CHIPS.doc_id) == 1
+    store.delete(CHIPS.doc_id)
+    panels = make_document("另一篇", "显示面板出货量创新高。")
+    indexer.add([panels])
+    assert (_rows(store, "chunks", CLOUD.doc_id), _rows(store, "chunks", CHIPS.doc_id)) == (0, 0)
+    assert [d.doc_id for d in store.list_documents()] == [panels.doc_id]
+
+
+def test_a_reindex_by_another_process_is_refused_by_this_one_s_next_search_but_not_by_a_running_one(
+    store: MilvusStore,
+    indexer: Indexer,
+    connection: Connection,
+    collection: str,
+    fake_encoder: FakeEncoder,
+    chunker: Chunker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    other_model = FakeEncoder(dimension=32, name="another-model")
+    other_process = MilvusStore.open(connection, collection, manifest_for(other_model, chunker), rebuild=True)
+    with store.snapshot():
+        ids, _ = store.nearest_chunks(fake_encoder.encode_queries(["晶圆代工"])[0], 5)
+        Indexer(other_process, other_model, chunker).reindex()
+        during = store.chunk_hits(ids, [0.0] * len(ids))  # from the replaced collections, kept GRACE_S
+    assert {hit.chunk.doc_id for hit in during} == {CLOUD.doc_id, CHIPS.doc_id}
+    with pytest.raises(IndexModelMismatch, match="re-embedded by another process with model 'another-model'"):
+        Searcher(store, fake_encoder).search("晶圆代工")
+    found = Searcher(other_process, other_model).search("晶圆代工", top_k=1, mode="lexical").passages
+    assert found[0].citation.doc_id == CHIPS.doc_id
+    monkeypatch.setattr(milvus_store, "GRACE_S", 0.0)
+    other_process.delete(CLOUD.doc_id)  # any later write drops the replaced collections
+    prefix = collection_prefix(collection)
+    assert len([name for name in connection.list_collections() if name.startswith(prefix)]) == 1 + 4
+
+
+def test_a_document_id_with_quotes_and_backslashes_is_stored_filtered_and_deleted(
+    store: MilvusStore, indexer: Indexer, fake_encoder: FakeEncoder
+) -> None:
+    odd = CHIPS.model_copy(update={"doc_id": 'a "quoted" \\ id\n第二行'})
+    indexer.add([odd, CLOUD])
+    assert store.get_document(odd.doc_id).doc_id == odd.doc_id
+    found = Searcher(store, fake_encoder).search("市场", filters=SearchFilters(doc_ids=[odd.doc_id])).passages
+    assert {p.citation.doc_id for p in found} == {odd.doc_id}
+    store.delete(odd.doc_id)
+    assert [d.doc_id for d in store.list_documents()] == [CLOUD.doc_id]
+
+
+def test_collection_names_map_to_distinct_milvus_prefixes_and_back() -> None:
+    names = ["a", "a_b", "a-b", "a_u", "ab", "default", "x-_-y"]
+    prefixes = [collection_prefix(name) for name in names]
+    assert len(set(prefixes)) == len(names)
+    assert [collection_name_of(f"{prefix}meta") for prefix in prefixes] == names
+    assert collection_name_of("citeqa_a_ue1234abcd_chunks") is None
+
+
+def test_deleting_a_collection_leaves_one_whose_name_extends_it(
+    connection: Connection, fake_encoder: FakeEncoder, chunker: Chunker
+) -> None:
+    manifest = manifest_for(fake_encoder, chunker)
+    base = f"p{uuid.uuid4().hex[:8]}"
+    MilvusStore.open(connection, base, manifest)
+    longer = MilvusStore.open(connection, f"{base}_b", manifest)
+    Indexer(longer, fake_encoder, chunker).add([CLOUD])
+    MilvusStore.drop(connection, base)
+    assert not MilvusStore.exists(connection, base)
+    assert longer.counts() == (1, 1)
+    MilvusStore.drop(connection, f"{base}_b")
+    assert not [name for name in connection.list_collections() if name.startswith(collection_prefix(base))]
+
+
+def test_an_unreachable_milvus_is_reported_naming_the_setting_to_check() -> None:
+    with pytest.raises(BackendUnavailable, match="Check CITEQA_MILVUS_URI"):
+        Connection(f"http://127.0.0.1:{free_port()}")
