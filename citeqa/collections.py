@@ -61,7 +61,7 @@ class Collection:
     indexer: Indexer
 
 
-class _Folders:
+class LocalStores:
     """Local collections: index folders under the data folder."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -99,7 +99,7 @@ class _Folders:
         pass
 
 
-class _MilvusCollections:
+class MilvusStores:
     """Collections in a Milvus server: one connection shared by their stores."""
 
     def __init__(self, settings: Settings) -> None:
@@ -147,7 +147,7 @@ class Collections:
         self._open: dict[str, Collection] = {}
         self._lock = threading.Lock()
         self._places = (
-            _MilvusCollections(settings) if settings.backend == "milvus" else _Folders(settings.data_dir)
+            MilvusStores(settings) if settings.backend == "milvus" else LocalStores(settings.data_dir)
         )
 
     def names(self) -> list[str]:

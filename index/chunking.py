@@ -8,6 +8,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pydantic import BaseModel, Field
 
 from index.documents import Document
+from index.text import terms
 
 # Paragraph, line, sentence ends, then clause marks, then spaces: a chunk boundary falls at the
 # strongest break that keeps the chunk within size, so Chinese sentences are not cut mid-clause.
@@ -114,3 +115,8 @@ def matching_text(document: Document, chunk: Chunk) -> str:
     """
     context = " · ".join(part for part in (document.section, document.title) if part)
     return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+def chunk_terms(document: Document, chunk: Chunk) -> list[str]:
+    """The words keyword search indexes for a chunk: those of its matching text."""
+    return terms(matching_text(document, chunk))

@@ -13,12 +13,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from index.backend import Store
-from index.chunking import Chunk, Chunker, SentenceSpan, matching_text, sentence_spans
+from index.chunking import Chunk, Chunker, SentenceSpan, chunk_terms, sentence_spans
 from index.documents import Document
 from index.readers import ReadProblem, read_path
 from index.storage.documents import IndexedDocument
 from index.store import IndexKind, Manifest
-from index.text import terms
 from index.vectors import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -135,7 +134,7 @@ class Indexer:
                     content_hash=item.content_hash,
                     chunks=item.chunks,
                     chunk_vectors=vectors[chunk_offset : chunk_offset + len(item.chunks)],
-                    chunk_terms=[terms(matching_text(item.document, chunk)) for chunk in item.chunks],
+                    chunk_terms=[chunk_terms(item.document, chunk) for chunk in item.chunks],
                     sentences=item.sentences,
                     sentence_vectors=np.array(
                         [sentence_vector[item.sentence_text(span)] for span in item.sentences],

@@ -206,6 +206,16 @@ class IndexStore:
             raise
         return cls(directory, documents, manifest, lock_timeout_s=lock_timeout_s)
 
+    @staticmethod
+    def stored_manifest(directory: Path) -> Manifest | None:
+        """The manifest of the index in `directory` (None for an index that holds none yet)."""
+        documents = DocumentStore.open(directory)
+        try:
+            stored = documents.read_meta("manifest")
+        finally:
+            documents.close()
+        return None if stored is None else Manifest.model_validate_json(stored)
+
     def close(self) -> None:
         """Save the vector indexes if they hold changes not yet saved, then close the database. The save
         is skipped while another process writes (it saves them itself) or after another process
@@ -306,6 +316,19 @@ class IndexStore:
             stored = self._documents.documents()
         for item in stored:
             yield item.document
+
+    def indexed_documents(self) -> Iterator[IndexedDocument]:
+        """Every document as it was written, vectors included, in the order they were added, one at a time
+        (`citeqa migrate` copies them to another backend without embedding them again). A document deleted
+        while this runs is left out."""
+        with self._lock:
+            doc_ids = [item.document.doc_id for item in self._documents.documents()]
+        for doc_id in doc_ids:
+            with self.snapshot():
+                stored = self._documents.find_document(doc_id)
+                indexed = None if stored is None else self._documents.indexed_document(stored)
+            if indexed is not None:
+                yield indexed
 
     def chunk_count(self, doc_id: str) -> int:
         with self._lock:

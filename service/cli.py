@@ -19,6 +19,7 @@ from rich.table import Table
 
 from citeqa.collections import COLLECTION_NAME_RULE, DEFAULT_COLLECTION, check_collection_name
 from citeqa.errors import CiteQAError
+from citeqa.migrate import migrate_to_milvus
 from citeqa.settings import Settings, get_settings
 from citeqa.wiring import Resources, load_encoder
 from index.ingest import IngestReport, ProgressHook
@@ -360,6 +361,39 @@ def reindex(
         f"Re-indexed {len(results)} documents ({sum(r.chunks for r in results)} chunks); vector indexes: "
         + ", ".join(f"{kind} {spec.describe()}" for kind, spec in specs.items())
         + "."
+    )
+
+
+@app.command()
+def migrate(
+    to: Annotated[
+        Literal["milvus"],
+        typer.Option(
+            "--to", help="Where to copy the local collection: milvus (the server of CITEQA_MILVUS_URI)."
+        ),
+    ],
+    collection: CollectionOption = DEFAULT_COLLECTION,
+) -> None:
+    """Copy a local collection (under CITEQA_DATA_DIR) into Milvus as it is, vectors included: nothing is
+    embedded again. Documents already copied are skipped, so an interrupted copy is finished by running it
+    again. Then serve it with CITEQA_BACKEND=milvus."""
+    with Progress(
+        TextColumn("[bold]Copying to Milvus"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("documents"),
+        TimeElapsedColumn(),
+        console=errors,
+    ) as progress:
+        task = progress.add_task(to, total=None)
+        done = migrate_to_milvus(
+            get_settings(),
+            collection,
+            on_progress=lambda copied, total: progress.update(task, completed=copied, total=total),
+        )
+    console.print(
+        f"Copied {done.copied} documents ({done.chunks} chunks) of collection {done.collection} to Milvus; "
+        f"{done.unchanged} were there already."
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from citeqa.errors import DocumentNotFound, IndexLocked
-from index.chunking import Chunk, SentenceSpan
+from index.chunking import Chunk, SentenceSpan, chunk_terms
 from index.documents import Document, PageStart
 from index.storage import keywords
 
@@ -354,6 +354,47 @@ class DocumentStore:
         return [
             chunk_hit(rows[chunk_id], float(score)) for chunk_id, score in zip(wanted, scores, strict=True)
         ]
+
+    def indexed_document(self, stored: StoredDocument) -> IndexedDocument:
+        """A stored document as it was written (its chunks and sentences with their vectors), so that it can be
+        copied to another backend without being embedded again."""
+        document = stored.document
+        rows = self.connection.execute(
+            "SELECT id, chunk_index, text, char_start, char_end, page FROM chunks WHERE doc_id = ? ORDER BY id",
+            (document.doc_id,),
+        ).fetchall()
+        chunks = [
+            Chunk(
+                doc_id=document.doc_id,
+                chunk_index=row["chunk_index"],
+                text=row["text"],
+                char_start=row["char_start"],
+                char_end=row["char_end"],
+                page=row["page"],
+            )
+            for row in rows
+        ]
+        chunk_ids = [row["id"] for row in rows]
+        index_of = {row["id"]: row["chunk_index"] for row in rows}
+        sentences = self.sentences_of_chunks(chunk_ids)
+        order = np.argsort(sentences.ids)
+        # Both read in ascending id order, so vectors line up with their rows.
+        _, chunk_vectors = self.vectors_of("chunks", chunk_ids)
+        _, sentence_vectors = self.vectors_of("sentences", sentences.ids[order].tolist())
+        return IndexedDocument(
+            document=document,
+            content_hash=stored.content_hash,
+            chunks=chunks,
+            chunk_vectors=chunk_vectors,
+            chunk_terms=[chunk_terms(document, chunk) for chunk in chunks],
+            sentences=[
+                SentenceSpan(chunk_index=index_of[int(chunk_id)], char_start=int(start), char_end=int(end))
+                for chunk_id, start, end in zip(
+                    sentences.chunk_ids[order], sentences.starts[order], sentences.ends[order], strict=True
+                )
+            ],
+            sentence_vectors=sentence_vectors,
+        )
 
     def sentence_ids_of_chunks(self, chunk_ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids ascending, their chunk ids) of the sentences of some chunks, from each chunk's range of

@@ -45,6 +45,7 @@ def test_the_commands_a_user_is_told_about_exist() -> None:
         "documents",
         "delete",
         "reindex",
+        "migrate",
         "model prepare",
         "collections list",
         "collections create",
