@@ -450,8 +450,10 @@ class IndexStore:
             yield
 
     def upsert(self, items: Sequence[IndexedDocument]) -> None:
-        """Add or replace documents in one transaction: all of them land, or none does."""
+        """Add or replace documents in one transaction: all of them land, or none does. A document given
+        twice is stored once, as its later copy."""
         check_vectors(items, self.manifest.dimension)
+        items = list({item.document.doc_id: item for item in items}.values())
         with self.writer():
             self._write(lambda write: self._write_documents(write, items))
 

@@ -133,6 +133,17 @@ def test_ingesting_the_same_document_again_replaces_it(indexer: Indexer, store: 
     assert [p.text for p in found] == ["云服务市场规模翻番。"]
 
 
+def test_a_document_given_twice_in_one_write_is_stored_once_as_its_later_copy(
+    indexer: Indexer, store: Store, fake_encoder
+) -> None:
+    changed = CLOUD.model_copy(update={"text": "云服务市场规模翻番。"})
+    indexer.add([CLOUD, changed, CHIPS])
+    assert store.counts() == (2, 2)
+    assert store.get_document(CLOUD.doc_id).text == changed.text
+    found = Searcher(store, fake_encoder).search("云服务市场规模", top_k=5).passages
+    assert "云服务市场规模翻番。" in [p.text for p in found]
+
+
 def test_deleting_a_document_removes_its_vectors_from_search(indexer: Indexer, store, fake_encoder) -> None:
     indexer.add([CLOUD, CHIPS])
     store.delete(CHIPS.doc_id)
