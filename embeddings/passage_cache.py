@@ -48,13 +48,14 @@ def vector_key(model: str, kind: str, text: str) -> bytes:
 
 class VectorFile:
     """Vectors by key in one SQLite file, at most `max_mb` megabytes of them. Thread-safe; several
-    processes may share the file (each write waits up to 10 s for another's to finish)."""
+    processes may share the file (a write waits up to `busy_s` for another's, then is skipped)."""
 
-    def __init__(self, path: Path, max_mb: float) -> None:
+    def __init__(self, path: Path, max_mb: float, busy_s: float = 10) -> None:
         if max_mb <= 0:
             raise ValueError(f"max_mb must be above 0, got {max_mb} (to cache nothing, use no VectorFile).")
         self.path = Path(path)
         self.max_bytes = max_mb * 2**20
+        self.busy_s = busy_s
         self._lock = threading.Lock()
         # Opened at the first look-up: a process that never ingests (a search-only server) never creates it.
         self._db: sqlite3.Connection | None = None
@@ -159,7 +160,7 @@ class VectorFile:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=self.busy_s, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file.
@@ -174,6 +175,10 @@ class VectorFile:
         return db
 
     def _failed(self, doing: str, exc: BaseException) -> None:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            # Another process held the file past `busy_s`: this call goes without, the next tries again.
+            logger.warning("The embedding cache %s was busy; %s skipped this time.", self.path, doing)
+            return
         logger.warning(
             "The embedding cache %s failed to %s (%s: %s); going on without it: texts are embedded anew. "
             "Check the folder is writable, or delete the file.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -147,6 +148,31 @@ def test_a_cache_that_cannot_be_written_leaves_ingest_to_the_model(
     assert encoder.asked == [["text"], ["text"]]
     assert not cache.vectors.usable
     assert "going on without it" in caplog.text
+
+
+def test_a_file_another_process_holds_is_skipped_for_that_call_and_used_again_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    cache = PassageCache(CountingEncoder(), VectorFile(path, 16, busy_s=0.1), "fake")
+    cache.encode_passages(["first"])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+
+    with caplog.at_level(logging.WARNING, logger="embeddings.passage_cache"):
+        cache.encode_passages(["second"])
+    other.execute("ROLLBACK")
+    other.close()
+    cache.encode_passages(["third"])
+
+    assert "was busy" in caplog.text
+    assert cache.vectors.usable
+    assert set(
+        cache.vectors.get([vector_key("fake", "passage", t) for t in ("first", "second", "third")])
+    ) == {
+        vector_key("fake", "passage", "first"),
+        vector_key("fake", "passage", "third"),
+    }
 
 
 _WRITER = """
