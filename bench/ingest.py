@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from citeqa.settings import SAMPLE_CORPUS, Settings
-from citeqa.wiring import Resources, load_encoder
-from index.vectors import SentenceSpanEncoder, TextEncoder
+from citeqa.wiring import Resources, torch_threads
+from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -63,29 +63,17 @@ VARIANTS = [
 BASELINE = VARIANTS[0].name
 
 
-class CountingEncoder:
-    """The loaded model, counting the texts it is asked to embed (a passage of late chunking counts one)."""
+class CountingEncoder(Encoder):
+    """The model, counting the texts it is asked to embed (a passage of late chunking counts one, and so
+    does a sentence past the length limit, which it embeds alone)."""
 
-    def __init__(self, encoder: TextEncoder) -> None:
-        self._encoder = encoder
-        self.texts = 0
-
-    @property
-    def name(self) -> str:
-        return self._encoder.name
-
-    @property
-    def dimension(self) -> int:
-        return self._encoder.dimension
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encoder.encode_queries(texts)
+    texts = 0
 
     def encode_passages(
         self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
         self.texts += len(texts)
-        return self._encoder.encode_passages(texts, on_progress)
+        return super().encode_passages(texts, on_progress)
 
     def encode_passage_sentences(
         self,
@@ -93,21 +81,33 @@ class CountingEncoder:
         sentences: Sequence[Sequence[tuple[int, int]]],
         on_progress: Callable[[int], None] | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        assert isinstance(self._encoder, SentenceSpanEncoder)  # the Encoder always is
         self.texts += len(texts)
-        return self._encoder.encode_passage_sentences(texts, sentences, on_progress)
+        return super().encode_passage_sentences(texts, sentences, on_progress)
+
+
+def load_counting(settings: Settings) -> CountingEncoder:
+    """The configured model, loaded as `citeqa.wiring.load_encoder` loads it, counting."""
+    encoder = CountingEncoder(
+        settings.embedding_model,
+        cache_dir=settings.model_cache,
+        batch_size=settings.batch_size,
+        quantize=settings.quantize,
+        threads=torch_threads(settings),
+    )
+    encoder.load(show_progress=False)
+    return encoder
 
 
 def ingest_once(
-    base: Settings, variant: Variant, encoder: TextEncoder, corpus: Path, work: Path
+    base: Settings, variant: Variant, encoder: CountingEncoder, corpus: Path, work: Path
 ) -> dict[str, Any]:
     """Index `corpus` into a new index with `variant`'s settings: wall and CPU seconds, texts embedded."""
     data_dir = Path(tempfile.mkdtemp(dir=work, prefix="index-"))
     settings = base.model_copy(
         update={**variant.settings, "data_dir": data_dir, "embedding_cache": work / "embedding-cache.sqlite3"}
     )
-    counting = CountingEncoder(encoder)
-    resources = Resources.from_encoder(settings, counting)
+    encoder.texts = 0
+    resources = Resources.from_encoder(settings, encoder)
     try:
         collection = resources.collection()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -124,7 +124,7 @@ def ingest_once(
         "variant": variant.name,
         "wall_s": wall,
         "cpu_s": cpu,
-        "texts_embedded": counting.texts,
+        "texts_embedded": encoder.texts,
         "documents": documents,
         "chunks": chunks,
         "vectors": vectors,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()
     encoders = {
-        quantize: load_encoder(base.model_copy(update={"quantize": quantize}))
+        quantize: load_counting(base.model_copy(update={"quantize": quantize}))
         for quantize in sorted({v.settings["quantize"] for v in variants})
     }
     runs: list[dict[str, Any]] = []

@@ -17,8 +17,11 @@ from tests.fakes import FakeEncoder
 TEXT = "工信部近一个月开展了逾10次5G调研。调研覆盖了多个省份的制造企业！China has built 700,000 5G base stations."
 
 
-def test_ingest_embeds_through_a_cache_beside_the_index_and_a_reindex_embeds_nothing(tmp_path: Path) -> None:
-    settings = fake_settings(tmp_path / "data", translate_questions=False)
+@pytest.mark.parametrize(("cache_mb", "reembedded"), [(512, 0), (0, 1)])
+def test_ingest_embeds_through_a_cache_beside_the_index_unless_it_is_off_and_a_reindex_then_embeds_nothing(
+    tmp_path: Path, cache_mb: int, reembedded: int
+) -> None:
+    settings = fake_settings(tmp_path / "data", translate_questions=False, embedding_cache_mb=cache_mb)
     model = FakeEncoder()
     resources = Resources.from_encoder(settings, model)
     try:
@@ -28,27 +31,9 @@ def test_ingest_embeds_through_a_cache_beside_the_index_and_a_reindex_embeds_not
 
         indexer.reindex()
 
-        assert isinstance(indexer.encoder, PassageCache)
-        assert model.passages_encoded == embedded > 0
-        assert (tmp_path / "data" / "embedding-cache.sqlite3").is_file()
-    finally:
-        resources.close()
-
-
-def test_no_cache_at_zero_megabytes(tmp_path: Path) -> None:
-    settings = fake_settings(tmp_path / "data", translate_questions=False, embedding_cache_mb=0)
-    model = FakeEncoder()
-    resources = Resources.from_encoder(settings, model)
-    try:
-        indexer = resources.collection().indexer
-        indexer.add([make_document("5G", TEXT * 4)])
-        embedded = model.passages_encoded
-
-        indexer.reindex()
-
-        assert indexer.encoder is model
-        assert model.passages_encoded == 2 * embedded
-        assert not (tmp_path / "data" / "embedding-cache.sqlite3").exists()
+        assert model.passages_encoded == embedded * (1 + reembedded) and embedded > 0
+        assert isinstance(indexer.encoder, PassageCache) == (cache_mb > 0)
+        assert (tmp_path / "data" / "embedding-cache.sqlite3").exists() == (cache_mb > 0)
     finally:
         resources.close()
 
