@@ -137,12 +137,15 @@ class Collections:
         translator: Translator | None,
         *,
         rebuild: bool = False,
+        passages: TextEncoder | None = None,
     ) -> None:
         self.settings = settings
         self.encoder = encoder
         self.translator = translator
         self.rebuild = rebuild
         """Open indexes built with another model too (`citeqa reindex` re-embeds them)."""
+        self.passages = passages or encoder
+        """What ingest embeds with: the same model, through the embedding cache if there is one."""
         self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self._open: dict[str, Collection] = {}
         self._lock = threading.Lock()
@@ -227,7 +230,7 @@ class Collections:
             name=name,
             store=store,
             searcher=Searcher(store, self.encoder, self.settings.ranking_weights(), self.translator),
-            indexer=Indexer(store, self.encoder, self._chunker),
+            indexer=Indexer(store, self.passages, self._chunker, self.settings.sentence_vectors),
         )
         self._open[name] = collection
         return collection

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from citeqa.errors import InvalidSettings
+from index.ingest import SentenceVectors
 from index.search import RankingWeights
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,22 @@ class Settings(BaseSettings):
         default=False, description="Dynamic int8 quantisation of the model (faster, ~0.98 cosine)."
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Passages encoded per batch.")
+    sentence_vectors: SentenceVectors = Field(
+        default="separate",
+        description="How sentence vectors are made: 'separate' embeds each sentence on its own; 'late' "
+        "pools them from their chunk's own forward pass (one pass per chunk, not per chunk and sentence).",
+    )
+    embedding_cache: Path | None = Field(
+        default=None,
+        description="The file of passage vectors remembered by text and model, so that text ingested or "
+        "reindexed again is not embedded again; default: embedding-cache.sqlite3 in CITEQA_DATA_DIR.",
+    )
+    embedding_cache_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Most megabytes of vectors the embedding cache keeps (least recently used out first); "
+        "0: no cache.",
+    )
     query_batch_wait_ms: float = Field(
         default=2.0,
         ge=0,
@@ -143,6 +160,10 @@ class Settings(BaseSettings):
         description="Let `citeqa serve` listen on a non-loopback address with no API key: anyone who "
         "reaches the port may then read, upload and delete.",
     )
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.embedding_cache or self.data_dir / "embedding-cache.sqlite3"
 
     @property
     def keys_path(self) -> Path:

@@ -21,6 +21,7 @@ from citeqa.collections import DEFAULT_COLLECTION, Collection, Collections
 from citeqa.settings import Settings
 from embeddings.batching import QueryBatcher
 from embeddings.cache import QueryCache
+from embeddings.passage_cache import PassageCache, VectorFile
 from index.lexical import Concept
 from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
@@ -81,6 +82,17 @@ def query_encoder(settings: Settings, encoder: TextEncoder) -> tuple[TextEncoder
     return encoder, batcher
 
 
+def passage_encoder(settings: Settings, encoder: TextEncoder) -> tuple[TextEncoder, VectorFile | None]:
+    """The encoder ingest uses: passages looked up in the embedding cache (CITEQA_EMBEDDING_CACHE) before
+    the model, unless CITEQA_EMBEDDING_CACHE_MB is 0; and the cache's file, which the caller closes."""
+    if settings.embedding_cache_mb == 0:
+        return encoder, None
+    vectors = VectorFile(settings.embedding_cache_path, settings.embedding_cache_mb)
+    # int8 weights give other vectors under the same model name: they are cached apart.
+    model = f"{encoder.name}+int8" if settings.quantize else encoder.name
+    return PassageCache(encoder, vectors, model), vectors
+
+
 def load_translator(settings: Settings) -> QueryTranslator | None:
     """The English → Chinese keyword translator, unless switched off."""
     return _timed_translator() if settings.translate_questions else None
@@ -126,9 +138,10 @@ class Resources:
 
     settings: Settings
     encoder: TextEncoder
-    """The encoder searches and ingest use: the model behind the question cache and batcher."""
+    """The encoder searches use: the model behind the question cache and batcher."""
     collections: Collections
     batcher: QueryBatcher | None = None
+    embedding_cache: VectorFile | None = None
 
     @classmethod
     def load(cls, settings: Settings, *, show_progress: bool = False, rebuild: bool = False) -> Resources:
@@ -142,15 +155,22 @@ class Resources:
     def from_encoder(cls, settings: Settings, encoder: TextEncoder, *, rebuild: bool = False) -> Resources:
         limit_blas_threads()
         searching, batcher = query_encoder(settings, encoder)
+        ingesting, embedding_cache = passage_encoder(settings, encoder)
         translator = BackgroundTranslator(_timed_translator) if settings.translate_questions else None
-        collections = Collections(settings, searching, translator, rebuild=rebuild)
+        collections = Collections(settings, searching, translator, rebuild=rebuild, passages=ingesting)
         try:
             collections.get(DEFAULT_COLLECTION)  # opened now: a bad index fails at start, not at a request
         except BaseException:
             if batcher is not None:
                 batcher.close()
             raise
-        return cls(settings=settings, encoder=searching, collections=collections, batcher=batcher)
+        return cls(
+            settings=settings,
+            encoder=searching,
+            collections=collections,
+            batcher=batcher,
+            embedding_cache=embedding_cache,
+        )
 
     def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
         """An open collection (CollectionNotFound if `name` was never created)."""
@@ -160,3 +180,5 @@ class Resources:
         if self.batcher is not None:
             self.batcher.close()
         self.collections.close()
+        if self.embedding_cache is not None:
+            self.embedding_cache.close()

@@ -129,6 +129,89 @@ class Encoder:
         """Vectors for passages, shape (len(texts), dimension); `on_progress(n)` follows each batch of n."""
         return self._encode(texts, self._prompts["passage"], on_progress)
 
+    def encode_passage_sentences(
+        self,
+        texts: Sequence[str],
+        sentences: Sequence[Sequence[tuple[int, int]]],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors as `encode_passages` gives them, and each passage's sentences (character spans
+        (start, end) of its text) embedded within it, from the same forward pass: the mean of the tokens
+        that overlap the span, normalised ("late chunking"). A sentence past the model's length limit, or
+        of a model that does not mean-pool its tokens, is embedded on its own. `on_progress(n)` counts a
+        passage and its sentences as 1 + len(spans)."""
+        model = self._loaded()
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings; wrap a single text in a list.")
+        items, spans = list(texts), [list(s) for s in sentences]
+        if len(items) != len(spans):
+            raise ValueError(f"{len(items)} texts but sentence spans for {len(spans)}.")
+        vectors = np.empty((len(items), self._dimension), dtype=np.float32)
+        in_context = [np.empty((len(s), self._dimension), dtype=np.float32) for s in spans]
+        alone: list[tuple[int, int]] = []  # (passage, sentence) embedded on their own
+        prompt = self._prompts["passage"] or ""
+        order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            pooled = self._late_batch(
+                model, [prompt + items[i] for i in batch], len(prompt), [spans[i] for i in batch]
+            )
+            for i, (vector, rows) in zip(batch, pooled, strict=True):
+                vectors[i] = vector
+                for j, row in enumerate(rows):
+                    if row is None:
+                        alone.append((i, j))
+                    else:
+                        in_context[i][j] = row
+            if on_progress is not None:
+                on_progress(sum(1 + len(spans[i]) for i in batch))
+        if alone:
+            logger.debug("%d sentences past the model's length limit embedded on their own", len(alone))
+            own = self.encode_passages([items[i][slice(*spans[i][j])] for i, j in alone])
+            for (i, j), vector in zip(alone, own, strict=True):
+                in_context[i][j] = vector
+        return vectors, in_context
+
+    def _late_batch(
+        self, model: SentenceTransformer, texts: list[str], shift: int, spans: list[list[tuple[int, int]]]
+    ) -> list[tuple[np.ndarray, list[np.ndarray | None]]]:
+        """One forward pass over `texts` (prompt included, `shift` characters of it): each text's vector,
+        and its spans' pooled vectors (None for a span to embed on its own)."""
+        import torch
+
+        features = model.preprocess(texts, prompt=None)
+        with torch.inference_mode():
+            output = model(features)
+        passage_vectors = output["sentence_embedding"].float().numpy()
+        # As `encode_passages` returns them: normalised here, whether the model ends in Normalize or not.
+        passage_vectors /= np.linalg.norm(passage_vectors, axis=1, keepdims=True)
+        tokens = output["token_embeddings"].float().numpy()
+        # The tokenizer again, for each token's characters: the ids must be those the model just read.
+        limit = model.max_seq_length
+        encoded = model.tokenizer(
+            texts, padding=True, truncation="longest_first", max_length=limit, return_offsets_mapping=True
+        )
+        same = np.array_equal(np.asarray(encoded["input_ids"]), features["input_ids"].numpy())
+        mean_pooled = _mean_pools(model)
+        results = []
+        for row, text_spans in enumerate(spans):
+            mask = np.asarray(encoded["attention_mask"][row], dtype=bool)
+            offsets = np.asarray(encoded["offset_mapping"][row])
+            real = mask & (offsets[:, 1] > offsets[:, 0])  # special tokens and padding span no character
+            truncated = limit is not None and int(mask.sum()) >= limit
+            covered = int(offsets[real, 1].max()) if real.any() else 0
+            pooled: list[np.ndarray | None] = []
+            for start, end in text_spans:
+                start, end = start + shift, end + shift
+                inside = real & (offsets[:, 1] > start) & (offsets[:, 0] < end)
+                if not (same and mean_pooled and inside.any()) or (truncated and end > covered):
+                    pooled.append(None)
+                    continue
+                vector = tokens[row][inside].mean(axis=0)
+                pooled.append(vector / np.linalg.norm(vector))
+            results.append((passage_vectors[row], pooled))
+        return results
+
     def _loaded(self) -> SentenceTransformer:
         if self._model is None:
             raise RuntimeError("The embedding model has not been loaded. Call Encoder.load() first.")
@@ -158,6 +241,16 @@ class Encoder:
             if on_progress is not None:
                 on_progress(len(batch))
         return vectors
+
+
+def _mean_pools(model: SentenceTransformer) -> bool:
+    """Whether the model's vector is the mean of all its tokens (prompt included): only then is a span's
+    mean comparable with it."""
+    for module in model:
+        mode = getattr(module, "pooling_mode", None)
+        if mode is not None:
+            return mode == "mean" and getattr(module, "include_prompt", True)
+    return False
 
 
 def _pick_prompt(prompts: dict[str, str | None], kind: str, setting: str) -> str | None:

@@ -7,7 +7,7 @@ two independent); `tests/embeddings/test_protocol.py` checks that the two declar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,3 +24,15 @@ class WrappedEncoder(Protocol):
     def encode_passages(
         self, texts: Sequence[str], on_progress: Callable[[int], None] | None = None
     ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SpanEncoder(WrappedEncoder, Protocol):
+    """An encoder that also embeds sentences within their passage (`index.vectors.SentenceSpanEncoder`)."""
+
+    def encode_passage_sentences(
+        self,
+        texts: Sequence[str],
+        sentences: Sequence[Sequence[tuple[int, int]]],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]: ...

@@ -2,8 +2,9 @@
 
 The cache folder of a corpus is named by a key over what the index depends on: the bytes of every file
 (with the name the readers give it, since doc ids derive from it), the embedding model, the chunking
-settings, the index store format and this module's format. Modification times are not part of it, so
-touching or copying the files keeps the cached index; editing one byte rebuilds it.
+settings, how sentence vectors are made, int8 weights or not, the index store format and this module's
+format. Modification times are not part of it, so touching or copying the files keeps the cached index;
+editing one byte rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from citeqa.errors import CorpusError
 from citeqa.settings import Settings
 from citeqa.wiring import Resources, load_encoder
 from index.chunking import Chunker, ChunkingSettings
-from index.ingest import Indexer, ProgressHook
+from index.ingest import Indexer, ProgressHook, SentenceVectors
 from index.store import FORMAT_VERSION as STORE_FORMAT_VERSION
 from index.store import IndexStore, Manifest
 from index.vectors import TextEncoder
@@ -82,12 +83,20 @@ def corpus_files(paths: Sequence[Path]) -> list[CorpusFile]:
     return sorted(files, key=lambda file: (file.source, str(file.path)))
 
 
-def corpus_key(files: Sequence[CorpusFile], model: str, chunking: ChunkingSettings) -> str:
-    """The cache key of an index of `files` built with `model` and `chunking` (hex, 24 characters)."""
+def corpus_key(
+    files: Sequence[CorpusFile],
+    model: str,
+    chunking: ChunkingSettings,
+    sentence_vectors: SentenceVectors = "separate",
+    int8: bool = False,
+) -> str:
+    """The cache key of an index of `files` built with `model` (with int8 weights or not), `chunking` and
+    sentence vectors made as `sentence_vectors` says (hex, 24 characters)."""
     material = {
         "cache_format": CACHE_FORMAT_VERSION,
         "store_format": STORE_FORMAT_VERSION,
         "model": model,
+        "vectors": {"sentences": sentence_vectors, "int8": int8},
         "chunking": chunking.model_dump(),
         "files": [[file.source, file.sha256] for file in files],
     }
@@ -110,7 +119,15 @@ def load_resources(
     encoder = load_encoder(settings, show_progress=True)
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
     started = time.perf_counter()
-    built = build_corpus_index(corpus, encoder, chunker, cache_root_for(settings.data_dir), on_progress)
+    built = build_corpus_index(
+        corpus,
+        encoder,
+        chunker,
+        cache_root_for(settings.data_dir),
+        on_progress,
+        sentence_vectors=settings.sentence_vectors,
+        int8=settings.quantize,
+    )
     if not built.reused:
         logger.info("Built the corpus index in %.1f s", time.perf_counter() - started)
     # The corpus's index is a local one, whatever CITEQA_BACKEND says: to evaluate a Milvus collection, ingest
@@ -125,14 +142,18 @@ def build_corpus_index(
     chunker: Chunker,
     cache_root: Path,
     on_progress: ProgressHook | None = None,
+    *,
+    sentence_vectors: SentenceVectors = "separate",
+    int8: bool = False,
 ) -> CorpusIndex:
-    """The index of the files under `paths`, from the cache or built into it (readers, chunker, encoder).
+    """The index of the files under `paths`, from the cache or built into it (readers, chunker, encoder;
+    `int8` tells the key that the encoder has int8 weights).
 
     A build goes to a temporary folder renamed into place when complete, so an interrupted build is never
     taken for a cached index. Raises CorpusError if a path is missing or no article can be read.
     """
     files = corpus_files(paths)
-    key = corpus_key(files, encoder.name, chunker.settings)
+    key = corpus_key(files, encoder.name, chunker.settings, sentence_vectors, int8)
     directory = cache_root / key
     if (directory / RECORD_FILE).is_file():
         record = _CacheRecord.model_validate_json((directory / RECORD_FILE).read_text(encoding="utf-8"))
@@ -149,7 +170,7 @@ def build_corpus_index(
     try:
         store = IndexStore.open(building, manifest)
         try:
-            report = Indexer(store, encoder, chunker).ingest_paths(
+            report = Indexer(store, encoder, chunker, sentence_vectors).ingest_paths(
                 sorted(paths, key=str), on_progress=on_progress
             )
             documents, chunks = store.counts()

@@ -18,7 +18,7 @@ from index.documents import Document
 from index.readers import ReadProblem, read_path
 from index.storage.documents import IndexedDocument
 from index.store import IndexKind, Manifest
-from index.vectors import TextEncoder
+from index.vectors import SentenceSpanEncoder, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ ProgressHook = Callable[[int, int], None]
 # Documents are committed in batches of about this many chunks: a crash loses at most the batch
 # being embedded, and each commit rewrites the FAISS file only once per batch.
 COMMIT_EVERY_CHUNKS = 512
+
+SentenceVectors = Literal["separate", "late"]
+"""How sentence vectors are made: each sentence embedded on its own, or pooled from its chunk's own
+forward pass ("late chunking": one pass per chunk instead of one per chunk and per sentence)."""
 
 
 class IngestedDocument(BaseModel):
@@ -46,10 +50,22 @@ class IngestReport(BaseModel):
 class Indexer:
     """Adds documents to an index: chunks them, embeds the chunks and stores both."""
 
-    def __init__(self, store: Store, encoder: TextEncoder, chunker: Chunker) -> None:
+    def __init__(
+        self,
+        store: Store,
+        encoder: TextEncoder,
+        chunker: Chunker,
+        sentence_vectors: SentenceVectors = "separate",
+    ) -> None:
+        if sentence_vectors == "late" and not isinstance(encoder, SentenceSpanEncoder):
+            raise TypeError(
+                f"{type(encoder).__name__} cannot embed sentences within their chunk; "
+                f"use separate sentence vectors with it."
+            )
         self.store = store
         self.encoder = encoder
         self.chunker = chunker
+        self.sentence_vectors = sentence_vectors
 
     def ingest_paths(
         self,
@@ -87,7 +103,7 @@ class Indexer:
                 continue
             status = "updated" if stored is not None else "added"
             pending.append(_Pending(document, content_hash, self.chunker.split(document), status))
-        progress = _Progress(sum(item.units for item in pending), on_progress)
+        progress = _Progress(sum(self._units(item) for item in pending), on_progress)
         for batch in _batches(pending, COMMIT_EVERY_CHUNKS):
             self.store.upsert(self._embed(batch, progress))
             results.extend(_ingested(item.document, len(item.chunks), item.status) for item in batch)
@@ -106,7 +122,7 @@ class Indexer:
             _Pending(document, self._content_hash(document), self.chunker.split(document), "updated")
             for document in self.store.iter_documents()
         ]
-        progress = _Progress(sum(item.units for item in pending), on_progress)
+        progress = _Progress(sum(self._units(item) for item in pending), on_progress)
         manifest = Manifest(
             model=self.encoder.name,
             dimension=self.encoder.dimension,
@@ -117,34 +133,75 @@ class Indexer:
         return [_ingested(item.document, len(item.chunks), item.status) for item in pending]
 
     def _embed(self, batch: list[_Pending], progress: _Progress) -> list[IndexedDocument]:
-        """Embed the chunks of a batch and their sentences (matched alone, returned in their chunk)."""
+        """Embed the chunks of a batch and their sentences, each sentence returned in its chunk."""
         chunk_texts = [chunk.text for item in batch for chunk in item.chunks]
-        sentence_texts = [text for item in batch for text in item.distinct_sentences]
-        vectors = self.encoder.encode_passages(chunk_texts + sentence_texts, on_progress=progress.advance)
-        vectors = vectors.reshape(len(chunk_texts) + len(sentence_texts), -1)
-        items, chunk_offset, sentence_offset = [], 0, len(chunk_texts)
-        for item in batch:
-            distinct = item.distinct_sentences
-            sentence_vector = dict(
-                zip(distinct, vectors[sentence_offset : sentence_offset + len(distinct)], strict=True)
-            )
+        if self.sentence_vectors == "late":
+            vectors, sentence_vectors = self._embed_late(batch, chunk_texts, progress)
+        else:
+            vectors, sentence_vectors = self._embed_separate(batch, chunk_texts, progress)
+        items, offset = [], 0
+        for item, sentences in zip(batch, sentence_vectors, strict=True):
             items.append(
                 IndexedDocument(
                     document=item.document,
                     content_hash=item.content_hash,
                     chunks=item.chunks,
-                    chunk_vectors=vectors[chunk_offset : chunk_offset + len(item.chunks)],
+                    chunk_vectors=vectors[offset : offset + len(item.chunks)],
                     chunk_terms=[chunk_terms(item.document, chunk) for chunk in item.chunks],
                     sentences=item.sentences,
-                    sentence_vectors=np.array(
-                        [sentence_vector[item.sentence_text(span)] for span in item.sentences],
-                        dtype=np.float32,
-                    ).reshape(len(item.sentences), vectors.shape[1]),
+                    sentence_vectors=sentences.reshape(len(item.sentences), vectors.shape[1]),
                 )
             )
-            chunk_offset += len(item.chunks)
-            sentence_offset += len(distinct)
+            offset += len(item.chunks)
         return items
+
+    def _embed_separate(
+        self, batch: list[_Pending], chunk_texts: list[str], progress: _Progress
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Chunks and distinct sentences in one call, each text alone (sentences matched by text)."""
+        sentence_texts = [text for item in batch for text in item.distinct_sentences]
+        vectors = self.encoder.encode_passages(chunk_texts + sentence_texts, on_progress=progress.advance)
+        vectors = vectors.reshape(len(chunk_texts) + len(sentence_texts), -1)
+        per_item, offset = [], len(chunk_texts)
+        for item in batch:
+            distinct = item.distinct_sentences
+            sentence_vector = dict(zip(distinct, vectors[offset : offset + len(distinct)], strict=True))
+            per_item.append(
+                np.array([sentence_vector[item.sentence_text(span)] for span in item.sentences], np.float32)
+            )
+            offset += len(distinct)
+        return vectors[: len(chunk_texts)], per_item
+
+    def _embed_late(
+        self, batch: list[_Pending], chunk_texts: list[str], progress: _Progress
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each chunk in one pass, its sentences pooled from it (a sentence in two overlapping chunks
+        gets a vector from each)."""
+        assert isinstance(self.encoder, SentenceSpanEncoder)  # checked in __init__
+        spans = [
+            [
+                (span.char_start - chunk.char_start, span.char_end - chunk.char_start)
+                for span in item.sentences
+                if span.chunk_index == chunk.chunk_index
+            ]
+            for item in batch
+            for chunk in item.chunks
+        ]
+        vectors, in_chunks = self.encoder.encode_passage_sentences(
+            chunk_texts, spans, on_progress=progress.advance
+        )
+        per_item, offset = [], 0
+        for item in batch:
+            rows = in_chunks[offset : offset + len(item.chunks)]
+            per_item.append(np.concatenate(rows) if rows else np.empty((0, vectors.shape[1]), np.float32))
+            offset += len(item.chunks)
+        return vectors, per_item
+
+    def _units(self, item: _Pending) -> int:
+        """Texts to embed (what the progress bar counts): the chunks and their sentences, each distinct
+        sentence once when embedded alone, each sentence of each chunk when pooled in its chunk."""
+        sentences = len(item.sentences) if self.sentence_vectors == "late" else len(item.distinct_sentences)
+        return len(item.chunks) + sentences
 
     def _content_hash(self, document: Document) -> str:
         # The model and chunking are part of the hash: changing either makes a document stale.
@@ -172,11 +229,6 @@ class _Pending:
     def distinct_sentences(self) -> list[str]:
         # Overlapping chunks share sentences: each distinct text is embedded once.
         return list(dict.fromkeys(self.sentence_text(span) for span in self.sentences))
-
-    @property
-    def units(self) -> int:
-        """Texts to embed: the chunks and their distinct sentences (what the progress bar counts)."""
-        return len(self.chunks) + len(self.distinct_sentences)
 
 
 class _Progress:

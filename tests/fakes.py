@@ -49,3 +49,22 @@ class FakeEncoder:
         if on_progress:
             on_progress(len(texts))
         return vectors
+
+    def encode_passage_sentences(
+        self,
+        texts: Sequence[str],
+        sentences: Sequence[Sequence[tuple[int, int]]],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Late chunking's shape: a sentence's vector is its own text's, mixed with its passage's, so that
+        a test can tell it from one embedded alone. Counts the passages in `passages_encoded`."""
+        vectors = self._encode(texts)
+        in_context = []
+        for text, vector, spans in zip(texts, vectors, sentences, strict=True):
+            own = self._encode([text[start:end] for start, end in spans]).reshape(len(spans), self._dimension)
+            mixed = own + vector
+            in_context.append(mixed / np.linalg.norm(mixed, axis=1, keepdims=True))
+        self.passages_encoded += len(texts)
+        if on_progress:
+            on_progress(len(texts) + sum(len(spans) for spans in sentences))
+        return vectors, in_context

@@ -182,6 +182,42 @@ def test_a_single_string_is_refused_rather_than_split_into_characters(
         tiny.encode_queries("hello")  # type: ignore[arg-type]
 
 
+def test_late_chunking_gives_each_passage_its_own_vector_and_each_span_the_mean_of_its_tokens(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    tiny = Encoder(str(tiny_models["plain"]), tmp_path, batch_size=2)
+    tiny.load()
+    texts = ["hello world hello", "world hello", "hello"]
+    spans = [[(0, 11), (12, 17)], [(6, 11)], []]
+    done: list[int] = []
+
+    vectors, sentences = tiny.encode_passage_sentences(texts, spans, on_progress=done.append)
+
+    np.testing.assert_allclose(vectors, tiny.encode_passages(texts), atol=1e-5)
+    reference = SentenceTransformer(str(tiny_models["plain"]), device="cpu")
+    tokens = reference.encode(
+        texts[0], output_value="token_embeddings"
+    ).numpy()  # [CLS] hello world hello [SEP]
+    np.testing.assert_allclose(sentences[0], unit(np.stack([tokens[1:3].mean(0), tokens[3]])), atol=1e-5)
+    assert [rows.shape for rows in sentences] == [(2, 8), (1, 8), (0, 8)]
+    assert sorted(done) == [1, 2 + 3]  # a passage and its sentences count one each
+
+
+def test_a_sentence_past_the_models_length_limit_is_embedded_on_its_own(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    tiny = Encoder(str(tiny_models["plain"]), tmp_path)
+    tiny.load()
+    tiny._loaded().max_seq_length = 6  # [CLS] + 4 words + [SEP]
+    text = "hello world hello world world hello"
+
+    _, sentences = tiny.encode_passage_sentences([text], [[(0, 11), (24, 35)]])
+
+    alone = tiny.encode_passages(["world hello"])[0]
+    np.testing.assert_allclose(sentences[0][1], alone, atol=1e-6)
+    assert not np.allclose(sentences[0][0], tiny.encode_passages(["hello world"])[0], atol=1e-3)
+
+
 # --- the real embedded model ------------------------------------------------------------------------
 
 
@@ -253,3 +289,18 @@ def test_int8_encoder_stays_close_to_float32(
     assert quantized.name == encoder.name
     assert cosines.min() > 0.9
     assert cosines.max() < 0.9999
+
+
+@pytest.mark.model
+def test_embedded_late_chunking_keeps_passage_vectors_and_stays_near_sentences_embedded_alone(
+    encoder: Encoder,
+) -> None:
+    passage = report_paragraph("逾10次调研")
+    cut = passage.index("。") + 1
+    spans = [(0, cut), (cut, len(passage))]
+
+    vectors, sentences = encoder.encode_passage_sentences([passage], [spans])
+
+    np.testing.assert_allclose(vectors, encoder.encode_passages([passage]), atol=1e-5)
+    alone = encoder.encode_passages([passage[start:end] for start, end in spans])
+    assert (sentences[0] * alone).sum(axis=1).min() > 0.8

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-from embeddings.protocol import WrappedEncoder
-from index.vectors import TextEncoder
+from embeddings.protocol import SpanEncoder, WrappedEncoder
+from index.vectors import SentenceSpanEncoder, TextEncoder
 
 
 def members(protocol: type) -> dict[str, str]:
@@ -19,3 +19,8 @@ def members(protocol: type) -> dict[str, str]:
 def test_the_wrapped_encoder_protocol_matches_the_text_encoder_protocol() -> None:
     assert members(WrappedEncoder) == members(TextEncoder)
     assert set(members(TextEncoder)) == {"name", "dimension", "encode_queries", "encode_passages"}
+
+
+def test_the_span_encoder_protocol_matches_the_indexs_sentence_span_encoder() -> None:
+    assert members(SpanEncoder) == members(SentenceSpanEncoder)
+    assert set(members(SentenceSpanEncoder)) == {"encode_passage_sentences"}
