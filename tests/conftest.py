@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from citeqa.settings import Settings
 from index.chunking import Chunker
 from index.documents import Document, PageStart, make_doc_id
 from index.ingest import Indexer
+from index.milvus.connection import Connection
+from index.milvus.store import MilvusStore
 from index.store import IndexStore, Manifest
 from tests import strict_skips
 from tests.fakes import FakeEncoder
@@ -193,3 +196,19 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         tmp_path_factory.mktemp("milvus-log") / "milvus.log",
     ) as uri:
         yield uri
+
+
+@pytest.fixture
+def milvus_connection(milvus_uri: str) -> Iterator[Connection]:
+    """A connection to the session's Milvus, closed after the test."""
+    opened = Connection(milvus_uri)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def milvus_collection(milvus_connection: Connection) -> Iterator[str]:
+    """A collection name of the test's own in the session's Milvus, dropped after the test."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield name
+    MilvusStore.drop(milvus_connection, name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,20 +32,6 @@ QUESTIONS = ["晶圆代工产能为什么紧张", "量子计算原型机九章",
 
 
 @pytest.fixture
-def connection(milvus_uri: str) -> Iterator[Connection]:
-    opened = Connection(milvus_uri)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def collection(connection: Connection) -> Iterator[str]:
-    name = f"mig-{uuid.uuid4().hex[:12]}"
-    yield name
-    MilvusStore.drop(connection, name)
-
-
-@pytest.fixture
 def chunker() -> Chunker:
     return Chunker(chunk_size=120, chunk_overlap=20)
 
@@ -62,9 +47,11 @@ def manifest(chunker: Chunker) -> Manifest:
 
 
 @pytest.fixture
-def local(settings: Settings, collection: str, manifest: Manifest, chunker: Chunker) -> Iterator[IndexStore]:
+def local(
+    settings: Settings, milvus_collection: str, manifest: Manifest, chunker: Chunker
+) -> Iterator[IndexStore]:
     """The sample report in a local collection, embedded by the fake encoder."""
-    store = IndexStore.open(LocalStores(settings.data_dir).folder(collection), manifest)
+    store = IndexStore.open(LocalStores(settings.data_dir).folder(milvus_collection), manifest)
     Indexer(store, FakeEncoder(), chunker).add(
         parse_report(SAMPLE_REPORT.read_text(encoding="utf-8"), SAMPLE_REPORT.name)
     )
@@ -78,13 +65,17 @@ def _searcher(store) -> Searcher:
 
 
 def test_a_local_collection_is_copied_whole_and_answers_as_before(
-    settings: Settings, collection: str, local: IndexStore, connection: Connection, manifest: Manifest
+    settings: Settings,
+    milvus_collection: str,
+    local: IndexStore,
+    milvus_connection: Connection,
+    manifest: Manifest,
 ) -> None:
     documents, chunks = local.counts()
-    migration = migrate_to_milvus(settings, collection)
+    migration = migrate_to_milvus(settings, milvus_collection)
     assert (migration.copied, migration.unchanged, migration.chunks) == (documents, 0, chunks)
 
-    milvus = MilvusStore.open(connection, collection, manifest)
+    milvus = MilvusStore.open(milvus_connection, milvus_collection, manifest)
     try:
         assert milvus.counts() == (documents, chunks)
         for stored in local.list_documents():
@@ -106,40 +97,46 @@ def test_a_local_collection_is_copied_whole_and_answers_as_before(
 
 
 def test_running_it_again_copies_only_what_changed(
-    settings: Settings, collection: str, local: IndexStore, chunker: Chunker
+    settings: Settings, milvus_collection: str, local: IndexStore, chunker: Chunker
 ) -> None:
     documents, _ = local.counts()
-    migrate_to_milvus(settings, collection)
+    migrate_to_milvus(settings, milvus_collection)
     changed = local.get_document(local.list_documents()[0].doc_id)
     Indexer(local, FakeEncoder(), chunker).add(
         [changed.model_copy(update={"text": changed.text + "补充一句。"})]
     )
     Indexer(local, FakeEncoder(), chunker).add([make_document("新增文章", "这是一篇新增的文章。")])
-    again = migrate_to_milvus(settings, collection)
+    again = migrate_to_milvus(settings, milvus_collection)
     assert (again.copied, again.unchanged) == (2, documents - 1)
 
 
 def test_a_milvus_collection_of_another_model_is_refused_and_left_alone(
-    settings: Settings, collection: str, local: IndexStore, connection: Connection, manifest: Manifest
+    settings: Settings,
+    milvus_collection: str,
+    local: IndexStore,
+    milvus_connection: Connection,
+    manifest: Manifest,
 ) -> None:
-    other = MilvusStore.open(connection, collection, manifest.model_copy(update={"model": "another-model"}))
+    other = MilvusStore.open(
+        milvus_connection, milvus_collection, manifest.model_copy(update={"model": "another-model"})
+    )
     other.close()
     with pytest.raises(IndexModelMismatch, match="another-model"):
-        migrate_to_milvus(settings, collection)
+        migrate_to_milvus(settings, milvus_collection)
     reopened = MilvusStore.open(
-        connection, collection, manifest.model_copy(update={"model": "another-model"})
+        milvus_connection, milvus_collection, manifest.model_copy(update={"model": "another-model"})
     )
     assert reopened.counts() == (0, 0)
     reopened.close()
 
 
 def test_the_command_copies_and_reports_and_its_errors_say_what_to_fix_without_a_traceback(
-    settings: Settings, collection: str, local: IndexStore, milvus_uri: str
+    settings: Settings, milvus_collection: str, local: IndexStore, milvus_uri: str
 ) -> None:
     documents, _ = local.counts()
     env = {**os.environ, "CITEQA_DATA_DIR": str(settings.data_dir), "CITEQA_MILVUS_URI": milvus_uri}
     done = subprocess.run(
-        citeqa_command("migrate", "--to", "milvus", "-c", collection),
+        citeqa_command("migrate", "--to", "milvus", "-c", milvus_collection),
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -150,7 +147,7 @@ def test_the_command_copies_and_reports_and_its_errors_say_what_to_fix_without_a
     assert f"Copied {documents} documents" in done.stdout
     for arguments, message in (
         (["-c", "no-such-collection"], "No local index for collection 'no-such-collection'"),
-        (["-c", collection, "--to", "faiss"], "'faiss' is not one of 'milvus'"),
+        (["-c", milvus_collection, "--to", "faiss"], "'faiss' is not one of 'milvus'"),
     ):
         failed = subprocess.run(
             citeqa_command("migrate", "--to", "milvus", *arguments),

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,13 +95,6 @@ WRITER = textwrap.dedent(
 ).format(repo=str(REPO_ROOT), chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
 
 
-@pytest.fixture
-def connection(milvus_uri: str) -> Iterator[Connection]:
-    opened = Connection(milvus_uri)
-    yield opened
-    opened.close()
-
-
 def _open(connection: Connection, collection: str) -> MilvusStore:
     return MilvusStore.open(
         connection, collection, manifest_for(FakeEncoder(), Chunker(CHUNK_SIZE, CHUNK_OVERLAP))
@@ -152,15 +144,15 @@ def _chunk_rows(store: MilvusStore, doc_id: str) -> int:
 
 @pytest.mark.parametrize(("point", "committed"), POINTS.items())
 def test_sigkill_at_each_point_of_a_milvus_write_leaves_documents_whole_or_absent(
-    point: str, committed: bool, connection: Connection, milvus_uri: str, tmp_path: Path
+    point: str, committed: bool, milvus_connection: Connection, milvus_uri: str, tmp_path: Path
 ) -> None:
     collection = f"crash-{uuid.uuid4().hex[:10]}"
     try:
-        store = _open(connection, collection)
+        store = _open(milvus_connection, collection)
         Indexer(store, FakeEncoder(), Chunker(CHUNK_SIZE, CHUNK_OVERLAP)).add([STORED])
         _kill_writer_at(point, milvus_uri, collection, tmp_path)
 
-        reopened = _open(connection, collection)
+        reopened = _open(milvus_connection, collection)
         if committed:
             _assert_whole(reopened, REPLACED)
             _assert_whole(reopened, ADDED)
@@ -183,4 +175,4 @@ def test_sigkill_at_each_point_of_a_milvus_write_leaves_documents_whole_or_absen
         if not committed:
             assert _chunk_rows(reopened, REPLACED.doc_id) == replaced_rows
     finally:
-        MilvusStore.drop(connection, collection)
+        MilvusStore.drop(milvus_connection, collection)

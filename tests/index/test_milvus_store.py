@@ -1,12 +1,11 @@
 """What only the Milvus backend has to get right: writes that cannot half-land (per-document generations
-committed by the document row), superseded rows kept for running searches then removed, collection names
+committed by the document row), superseded rows kept for running searches then removed, milvus_collection names
 Milvus accepts, literal filter expressions, and errors that name the setting to fix. The behaviour both
 backends share is tests/index/test_store.py's."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,24 +25,10 @@ pytestmark = [pytest.mark.server, pytest.mark.milvus]
 
 
 @pytest.fixture
-def connection(milvus_uri: str) -> Iterator[Connection]:
-    opened = Connection(milvus_uri)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def collection(connection: Connection) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    yield name
-    MilvusStore.drop(connection, name)
-
-
-@pytest.fixture
 def store(
-    connection: Connection, collection: str, fake_encoder: FakeEncoder, chunker: Chunker
+    milvus_connection: Connection, milvus_collection: str, fake_encoder: FakeEncoder, chunker: Chunker
 ) -> MilvusStore:
-    return MilvusStore.open(connection, collection, manifest_for(fake_encoder, chunker))
+    return MilvusStore.open(milvus_connection, milvus_collection, manifest_for(fake_encoder, chunker))
 
 
 def _rows(store: MilvusStore, kind: str, doc_id: str) -> int:
@@ -86,15 +71,17 @@ def test_a_write_failing_before_its_document_row_leaves_the_previous_version_sea
 def test_rows_a_write_supersedes_stay_for_running_searches_then_a_later_write_removes_them(
     store: MilvusStore,
     indexer: Indexer,
-    connection: Connection,
-    collection: str,
+    milvus_connection: Connection,
+    milvus_collection: str,
     fake_encoder: FakeEncoder,
     chunker: Chunker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     indexer.add([CLOUD, CHIPS])
     changed = CHIPS.model_copy(update={"text": "晶圆代工产能今年翻了一番。"})
-    other_process = MilvusStore.open(connection, collection, manifest_for(fake_encoder, chunker))
+    other_process = MilvusStore.open(
+        milvus_connection, milvus_collection, manifest_for(fake_encoder, chunker)
+    )
     with store.snapshot():
         ids, _ = store.nearest_chunks(fake_encoder.encode_queries(["晶圆代工"])[0], 5)
         Indexer(other_process, fake_encoder, chunker).add([changed])
@@ -118,15 +105,17 @@ def test_rows_a_write_supersedes_stay_for_running_searches_then_a_later_write_re
 def test_a_reindex_by_another_process_is_refused_by_this_one_s_next_search_but_not_by_a_running_one(
     store: MilvusStore,
     indexer: Indexer,
-    connection: Connection,
-    collection: str,
+    milvus_connection: Connection,
+    milvus_collection: str,
     fake_encoder: FakeEncoder,
     chunker: Chunker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     indexer.add([CLOUD, CHIPS])
     other_model = FakeEncoder(dimension=32, name="another-model")
-    other_process = MilvusStore.open(connection, collection, manifest_for(other_model, chunker), rebuild=True)
+    other_process = MilvusStore.open(
+        milvus_connection, milvus_collection, manifest_for(other_model, chunker), rebuild=True
+    )
     with store.snapshot():
         ids, _ = store.nearest_chunks(fake_encoder.encode_queries(["晶圆代工"])[0], 5)
         Indexer(other_process, other_model, chunker).reindex()
@@ -138,8 +127,8 @@ def test_a_reindex_by_another_process_is_refused_by_this_one_s_next_search_but_n
     assert found[0].citation.doc_id == CHIPS.doc_id
     monkeypatch.setattr(milvus_store, "GRACE_S", 0.0)
     other_process.delete(CLOUD.doc_id)  # any later write drops the replaced collections
-    prefix = collection_prefix(collection)
-    assert len([name for name in connection.list_collections() if name.startswith(prefix)]) == 1 + 4
+    prefix = collection_prefix(milvus_collection)
+    assert len([name for name in milvus_connection.list_collections() if name.startswith(prefix)]) == 1 + 4
 
 
 def test_a_document_id_with_quotes_and_backslashes_is_stored_filtered_and_deleted(
@@ -163,18 +152,20 @@ def test_collection_names_map_to_distinct_milvus_prefixes_and_back() -> None:
 
 
 def test_deleting_a_collection_leaves_one_whose_name_extends_it(
-    connection: Connection, fake_encoder: FakeEncoder, chunker: Chunker
+    milvus_connection: Connection, fake_encoder: FakeEncoder, chunker: Chunker
 ) -> None:
     manifest = manifest_for(fake_encoder, chunker)
     base = f"p{uuid.uuid4().hex[:8]}"
-    MilvusStore.open(connection, base, manifest)
-    longer = MilvusStore.open(connection, f"{base}_b", manifest)
+    MilvusStore.open(milvus_connection, base, manifest)
+    longer = MilvusStore.open(milvus_connection, f"{base}_b", manifest)
     Indexer(longer, fake_encoder, chunker).add([CLOUD])
-    MilvusStore.drop(connection, base)
-    assert not MilvusStore.exists(connection, base)
+    MilvusStore.drop(milvus_connection, base)
+    assert not MilvusStore.exists(milvus_connection, base)
     assert longer.counts() == (1, 1)
-    MilvusStore.drop(connection, f"{base}_b")
-    assert not [name for name in connection.list_collections() if name.startswith(collection_prefix(base))]
+    MilvusStore.drop(milvus_connection, f"{base}_b")
+    assert not [
+        name for name in milvus_connection.list_collections() if name.startswith(collection_prefix(base))
+    ]
 
 
 def test_an_unreachable_milvus_is_reported_naming_the_setting_to_check() -> None:
