@@ -103,11 +103,12 @@ def server_env(data_dir: Path, **settings: Any) -> dict[str, str]:
     return env
 
 
-def ensure_index(data_dir: Path, corpus: Path) -> None:
-    """Index `corpus` into `data_dir` unless it holds documents already (kept for the next run)."""
+def ensure_index(data_dir: Path, corpus: Path, **settings: Any) -> None:
+    """Index `corpus` into `data_dir` (or the backend `settings` name) unless it holds documents already."""
     command = [sys.executable, "-m", "service", "ingest", str(corpus), "--if-empty"]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO_ROOT, env=server_env(data_dir), capture_output=True, text=True)
+    env = server_env(data_dir, **settings)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"Could not index {corpus} into {data_dir}:\n{done.stderr[-3000:]}")
     print(f"index {data_dir}: ready in {time.perf_counter() - started:.1f} s", flush=True)
@@ -141,8 +142,9 @@ def warm_up_questions(questions: Sequence[str]) -> list[str]:
 
 
 def start_server(
-    data_dir: Path, batch_wait_ms: float, threads: int, cache_size: int, log_dir: Path
+    data_dir: Path, batch_wait_ms: float, threads: int, cache_size: int, log_dir: Path, **settings: Any
 ) -> Server:
+    """`citeqa serve` on a free port, ready; `settings` are more CITEQA_* values (e.g. backend="milvus")."""
     port = free_port()
     env = server_env(
         data_dir,
@@ -150,8 +152,10 @@ def start_server(
         query_batch_wait_ms=batch_wait_ms,
         torch_threads=threads,
         query_cache_size=cache_size,
+        **settings,
     )
-    log = log_dir / f"serve-wait-{batch_wait_ms:g}ms-threads-{threads}.log"
+    label = "-".join(f"{name}-{value}" for name, value in settings.items() if name == "backend")
+    log = log_dir / f"serve-wait-{batch_wait_ms:g}ms-threads-{threads}{'-' + label if label else ''}.log"
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with open(log, "w") as out:
