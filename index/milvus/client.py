@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -43,10 +44,25 @@ BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
-def connect(uri: str, token: str = "", database: str = "", timeout_s: float = 30.0) -> MilvusClient:
-    """A client of the Milvus server at `uri` (BackendUnavailable, naming the settings, if it does not answer)."""
-    with mapped_errors(uri):
-        return MilvusClient(uri=uri, token=token, db_name=database, timeout=timeout_s)
+def connect(
+    uri: str, token: str = "", database: str = "", timeout_s: float = 30.0, attempts: int = 3
+) -> MilvusClient:
+    """A client of the Milvus server at `uri` (BackendUnavailable, naming the settings, if it does not answer).
+
+    The client has a channel of its own: pymilvus otherwise shares one per address, so one client's broken
+    channel (milvus-lite closes channels whose keepalive pings come too often) can fail another's calls.
+    A refused connection is tried again, `attempts` times in all, a second apart: a test session once saw
+    its first connection to a server that had just answered refused, on a loaded machine."""
+
+    def client() -> MilvusClient:
+        with mapped_errors(uri):
+            return MilvusClient(uri=uri, token=token, db_name=database, timeout=timeout_s, dedicated=True)
+
+    for _ in range(attempts - 1):
+        with contextlib.suppress(BackendUnavailable):
+            return client()
+        time.sleep(1.0)
+    return client()
 
 
 @contextlib.contextmanager
