@@ -2,7 +2,8 @@
 
 The chunks, sentences and vectors go as they are, so nothing is embedded again and the Milvus collection
 answers as the local one did. A document already in Milvus with the same content is skipped, so a copy
-stopped midway is finished by running it again; the local index is only read.
+stopped midway is finished by running it again. The local index is only read (an index of an earlier format
+is upgraded first, as any opening of it does).
 """
 
 from __future__ import annotations

@@ -404,9 +404,11 @@ class Searcher:
             return Keywords(), 0.0
         chinese_articles = self.store.vocabulary_is_chinese()
         if is_cjk(question) == chinese_articles:
-            names = english_names(question) if chinese_articles and self.translator is not None else []
+            names = english_names(question) if chinese_articles else []
             # "Apple的…" over articles that write 苹果: the names' translations are looked for too.
-            concepts = self.translator.translate(" ".join(names)) if names and self.translator else []
+            concepts = (
+                self.translator.translate(" ".join(names)) if names and self.translator is not None else []
+            )
             return Keywords(terms=terms(question), concepts=concepts), self.weights.lexical
         if chinese_articles and self.translator is not None:
             concepts = self.translator.translate(question, with_source_words=mode == "lexical")
