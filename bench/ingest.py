@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from citeqa.settings import SAMPLE_CORPUS, Settings
-from citeqa.wiring import Resources, torch_threads
+from citeqa.wiring import Resources, load_encoder
 from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
@@ -86,15 +86,9 @@ class CountingEncoder(Encoder):
 
 
 def load_counting(settings: Settings) -> CountingEncoder:
-    """The configured model, loaded as `citeqa.wiring.load_encoder` loads it, counting."""
-    encoder = CountingEncoder(
-        settings.embedding_model,
-        cache_dir=settings.model_cache,
-        batch_size=settings.batch_size,
-        quantize=settings.quantize,
-        threads=torch_threads(settings),
-    )
-    encoder.load(show_progress=False)
+    """The configured model, loaded by `citeqa.wiring.load_encoder`, counting."""
+    encoder = load_encoder(settings, encoder_class=CountingEncoder)
+    assert isinstance(encoder, CountingEncoder)
     return encoder
 
 

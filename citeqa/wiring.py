@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from threadpoolctl import threadpool_limits
 
@@ -25,6 +26,9 @@ from embeddings.passage_cache import PassageCache, VectorFile
 from index.lexical import Concept
 from index.translation import QueryTranslator, cc_cedict_translator
 from index.vectors import TextEncoder
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +55,15 @@ def torch_threads(settings: Settings) -> int:
     return settings.torch_threads or len(os.sched_getaffinity(0))
 
 
-def load_encoder(settings: Settings, *, show_progress: bool = False) -> TextEncoder:
-    """The configured embedding model, loaded (and, for the embedded one, prepared once)."""
+def load_encoder(
+    settings: Settings, *, show_progress: bool = False, encoder_class: type[Encoder] | None = None
+) -> TextEncoder:
+    """The configured embedding model, loaded (and, for the embedded one, prepared once), as an `Encoder`
+    or as `encoder_class` (a subclass: bench/ingest.py counts the texts embedded)."""
     # Imported here: sentence-transformers takes seconds to import, and only loading a model needs it.
     from embeddings.encoder import Encoder
 
-    encoder = Encoder(
+    encoder = (encoder_class or Encoder)(
         settings.embedding_model,
         cache_dir=settings.model_cache,
         batch_size=settings.batch_size,
