@@ -6,6 +6,7 @@ signal that embeddings blur.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,19 @@ class Concept:
 
     word: str
     alternatives: tuple[Alternative, ...]
+
+    # A concept keys the keyword index's caches, and an English word may have hundreds of alternatives:
+    # hashed once, not on every look-up.
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.word, self.alternatives))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __getstate__(self) -> dict[str, object]:
+        # Another process hashes strings with another seed: it computes its own.
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
 
 
 @dataclass(frozen=True)

@@ -263,9 +263,12 @@ class Searcher:
             order = np.argsort(-ranking, kind="stable")[: top_k * _OVERFETCH + 5]
             hits = self.store.chunk_hits(scores.chunk_ids[order], ranking[order])
             kept: list[tuple[int, ChunkHit]] = []
+            kept_bigrams: list[set[str]] = []
             for position, hit in zip(order, hits, strict=True):
-                if not any(_near_duplicates(hit.chunk.text, other.chunk.text) for _, other in kept):
+                bigrams = _bigrams(hit.chunk.text)
+                if not any(_near_duplicates(bigrams, other) for other in kept_bigrams):
                     kept.append((int(position), hit))
+                    kept_bigrams.append(bigrams)
                 if len(kept) == top_k:
                     break
             closest = [int(scores.best_sentence[position]) for position, _ in kept]
@@ -441,8 +444,8 @@ def _bigrams(text: str) -> set[str]:
     return {compact[i : i + 2] for i in range(len(compact) - 1)} or {compact}
 
 
-def _near_duplicates(a: str, b: str) -> bool:
-    first, second = _bigrams(a), _bigrams(b)
+def _near_duplicates(first: set[str], second: set[str]) -> bool:
+    """Whether two texts, given as their `_bigrams`, share most of the shorter one's."""
     return len(first & second) / min(len(first), len(second)) >= _NEAR_DUPLICATE
 
 

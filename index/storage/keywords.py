@@ -32,9 +32,9 @@ Writes cost what their chunks hold; `compact`'s work is amortised: each posting 
 `LAST_TIER` times by merges, and a purge, spread over calls (`COMPACT_BUDGET`), is paid for by the
 removals that called for it.
 
-Caches (totals, tombstones, terms' ids and frequencies, the last `CONCEPT_CACHE` concepts' frequencies)
-are checked against the stamp at every read, so a write of this connection, another process's write, or
-a write rolled back is never answered from a stale cache; `invalidate()` drops them at once.
+Caches (totals, tombstones, terms' ids and frequencies, the last `CONCEPT_CACHE` concepts' frequencies and
+usable alternatives) are checked against the stamp at every read, so a write of this connection, another
+process's write, or a write rolled back is never answered from a stale cache; `invalidate()` drops them.
 """
 
 from __future__ import annotations
@@ -298,6 +298,10 @@ class _State:
     # term -> (term_id, df) for terms of live chunks, None for the others.
     terms: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     concepts: OrderedDict[Concept, _Frequency] = field(default_factory=OrderedDict)
+    # A search asks for a concept's usable alternatives several times (matching, budgeting, scoring).
+    usable: OrderedDict[Concept, list[tuple[tuple[int, ...], float, int]]] = field(
+        default_factory=OrderedDict
+    )
 
 
 @dataclass(frozen=True)
@@ -955,6 +959,10 @@ class KeywordIndex:
     ) -> list[tuple[tuple[int, ...], float, int]]:
         """A concept's alternatives whose terms the live chunks all hold: their term ids, their weight and
         their rarest term's document frequency."""
+        cached = state.usable.get(concept)
+        if cached is not None:
+            state.usable.move_to_end(concept)
+            return cached
         rows = self._term_rows(state, {term for alt in concept.alternatives for term in alt.terms})
         usable = []
         for alt in concept.alternatives:
@@ -963,6 +971,9 @@ class KeywordIndex:
                 usable.append(
                     (tuple(row[0] for row in found), alt.weight, min(row[1] for row in found))  # type: ignore[index]
                 )
+        state.usable[concept] = usable
+        if len(state.usable) > CONCEPT_CACHE:
+            state.usable.popitem(last=False)
         return usable
 
     def _concept_frequency(self, state: _State, concept: Concept) -> _Frequency:

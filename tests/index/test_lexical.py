@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -115,3 +120,23 @@ def test_match_scores_count_a_concept_by_the_best_alternative_a_text_contains(le
     assert scores[0] == pytest.approx(2 * scores[1])
     assert scores[1] > 0
     assert scores[2] == 0
+
+
+def test_a_concept_pickled_by_a_process_with_another_hash_seed_finds_its_equal_in_a_dict() -> None:
+    made_elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys\n"
+            "from index.lexical import Alternative, Concept\n"
+            "concept = Concept('chip', (Alternative('芯片', ('芯片',), 1.0),))\n"
+            "hash(concept)\n"
+            "sys.stdout.buffer.write(pickle.dumps(concept))",
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "1"},
+        capture_output=True,
+        check=True,
+    ).stdout
+    here = single("chip", "芯片")
+
+    assert {here: "found"}[pickle.loads(made_elsewhere)] == "found"
