@@ -351,8 +351,8 @@ class MilvusStore:
         self, query: np.ndarray, chunks: int, sentences: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both dense searches at once, the sentences' on a worker thread reading this snapshot: each is a
-        round trip, mostly spent in the server (0.17 s one after the other, 0.15 s at once on milvus-lite,
-        which builds hits under Python's lock; a Milvus server runs them side by side)."""
+        round trip spent mostly in the server. milvus-lite builds hits under Python's lock, so they overlap
+        only in part there (docs/PERF.md); a Milvus server runs them side by side."""
         with self.snapshot():
             view = self._viewed()
             found = self._pool.submit(self._in_view, view, self.nearest_sentences, query, sentences, allowed)
