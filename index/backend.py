@@ -81,6 +81,14 @@ class Store(Protocol):
         """The (sentence ids, their chunk ids, cosines) of the `k` sentences closest to `query`, best first."""
         ...
 
+    def nearest_units(
+        self, query: np.ndarray, chunks: int, sentences: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the `chunks` chunks closest to `query` (best first), and the chunk ids of the
+        `sentences` closest sentences (`nearest_chunks` and `nearest_sentences` in one call, which a backend
+        may answer with both searches at once)."""
+        ...
+
     def keyword_top(
         self,
         keywords: Keywords,

@@ -7,8 +7,9 @@ signal that embeddings blur.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +56,106 @@ class Keywords:
 # BM25's parameters, as bm25s's defaults.
 K1 = 1.5
 B = 0.75
+
+
+class Totals(Protocol):
+    """The collection statistics BM25 needs: live chunks, their summed lengths (in terms), and how many
+    hold no term at all."""
+
+    chunks: int
+    length: int
+    empty: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """One summand of a question's BM25: one of its terms (counted as often as the question repeats it),
+    or one of its concepts (its alternatives the live chunks can match, as term ids and weights). Term ids
+    are whatever the index numbers its terms by: the local index's ids, or positions in a list."""
+
+    term_ids: tuple[int, ...]
+    postings: int
+    """The live postings of its terms: what reading it in full costs."""
+    df: int
+    """The chunks it matches: a term's document frequency; for a concept, those holding any of its
+    alternatives (or an estimate, where an index cannot afford the exact count)."""
+    times: int = 1
+    concept: Concept | None = None
+    alternatives: tuple[tuple[tuple[int, ...], float], ...] = ()
+
+
+def term_scores(totals: Totals, part: Part, tf: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A term's BM25 in chunks of these frequencies and lengths. bm25s indexes a chunk without terms as
+    [""], of length 1, hence the mean length."""
+    tf = tf.astype(np.float64)
+    average = (totals.length + totals.empty) / totals.chunks
+    return part.times * idf(totals.chunks, part.df) * tf / (tf + K1 * (1 - B + B * lengths / average))
+
+
+def concept_scores(totals: Totals, matching: int, frequency: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A concept's BM25 in chunks of these (weighted) frequencies and lengths (Pirkola's structured query:
+    the concept counts as one term): lengths as they are, their mean taken as at least 1."""
+    frequency = frequency.astype(np.float64)
+    norm = K1 * (1 - B + B * lengths / max(totals.length / totals.chunks, 1.0))
+    return idf(totals.chunks, matching) * frequency / (frequency + norm)
+
+
+def concept_frequency(
+    frequencies: np.ndarray, column: Mapping[int, int], alternatives: Sequence[tuple[tuple[int, ...], float]]
+) -> np.ndarray:
+    """A concept's frequency in some chunks, from their terms' frequencies (a matrix, chunk by term, whose
+    columns `column` gives by term id): the weighted sum of its alternatives', an alternative of several
+    terms counting as often as its rarest term."""
+    frequency = np.zeros(frequencies.shape[0], dtype=np.float64)
+    for alternative, weight in alternatives:
+        frequency += weight * frequencies[:, [column[term_id] for term_id in alternative]].min(axis=1)
+    return frequency
+
+
+def part_scores(
+    totals: Totals,
+    parts: Sequence[Part],
+    frequencies: np.ndarray,
+    column: Mapping[int, int],
+    lengths: np.ndarray,
+) -> np.ndarray:
+    """The parts' summed BM25 in each of some chunks, given the chunks' frequencies of the parts' terms (a
+    matrix, chunk by term, whose columns `column` gives by term id) and their lengths."""
+    scores = np.zeros(frequencies.shape[0], dtype=np.float64)
+    for part in parts:
+        if part.concept is None:
+            scores += term_scores(totals, part, frequencies[:, column[part.term_ids[0]]], lengths)
+        else:
+            frequency = concept_frequency(frequencies, column, part.alternatives)
+            scores += concept_scores(totals, part.df, frequency, lengths)
+    return scores
+
+
+def match_scores(
+    texts: Sequence[str],
+    keywords: Keywords,
+    chunks: int,
+    term_frequency: Callable[[str], int],
+    concept_matching: Callable[[Concept], int],
+) -> np.ndarray:
+    """How much of the keywords each text holds, with the index's idf (over `chunks` live chunks; a term's
+    document frequency by `term_frequency`, 0 for a term no live chunk holds; a concept's matching chunks by
+    `concept_matching`): for texts too short for BM25's statistics, such as the sentences of a passage. A
+    term counts as found when the text contains it, which spares segmenting every text per question."""
+    lowered = [text.lower() for text in texts]
+    everything = "\n".join(lowered)
+    total = np.zeros(len(lowered), dtype=np.float32)
+    for term in set(keywords.terms):
+        matching = term_frequency(term)
+        if matching:
+            total += np.array([term in text for text in lowered]) * idf(chunks, matching)
+    for concept in keywords.concepts:
+        matching = concept_matching(concept)
+        if not matching:
+            continue
+        best = best_alternative_weights(lowered, everything, concept, lambda term: term_frequency(term) > 0)
+        total += best * idf(chunks, matching)
+    return total
 
 
 def best_alternative_weights(

@@ -308,8 +308,9 @@ class Searcher:
         if allowed is not None and allowed.size == 0:
             return ChunkScores.empty()
         counts = self.candidates
-        dense_ids, _ = store.nearest_chunks(query_vector, counts.chunks, allowed)
-        _, sentence_chunks, _ = store.nearest_sentences(query_vector, counts.sentences, allowed)
+        dense_ids, sentence_chunks = store.nearest_units(
+            query_vector, counts.chunks, counts.sentences, allowed
+        )
         nearest = np.union1d(dense_ids, sentence_chunks)
         found = (
             store.keyword_top(keywords, counts.keywords, allowed, also=nearest)

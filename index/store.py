@@ -376,6 +376,16 @@ class IndexStore:
             rows = self._documents.sentences(ids)
             return ids, rows.chunk_ids[np.searchsorted(rows.ids, ids)], scores
 
+    def nearest_units(
+        self, query: np.ndarray, chunks: int, sentences: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of the `chunks` chunks closest to `query` and the chunk ids of the `sentences` closest
+        sentences (among `allowed`): `nearest_chunks` and `nearest_sentences`, one after the other."""
+        with self.snapshot():
+            chunk_ids, _ = self.nearest_chunks(query, chunks, allowed)
+            _, sentence_chunks, _ = self.nearest_sentences(query, sentences, allowed)
+            return chunk_ids, sentence_chunks
+
     def keyword_top(
         self,
         keywords: Keywords,

@@ -33,15 +33,18 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from citeqa.errors import BackendFailed
 from index.documents import Document, PageStart
-from index.lexical import Keywords, best_alternative_weights, idf
+from index.lexical import Keywords
+from index.milvus import keywords as structured
 from index.milvus.client import (
     DUMMY,
     MAX_LIMIT,
@@ -60,6 +63,8 @@ from index.milvus.client import (
     vector_indexes,
 )
 from index.milvus.connection import Connection
+from index.milvus.keywords import Holders, Totals, chunk_terms_of
+from index.milvus.rows import Row, RowCache
 from index.storage.documents import (
     ChunkHit,
     DocumentSummary,
@@ -91,11 +96,34 @@ PART_CHARS = MAX_VARCHAR_BYTES // 4
 VECTOR_SPEC = IndexSpec(kind="hnsw")
 KINDS = ("documents", "texts", "chunks", "sentences")
 # What a state's view remembers between searches, at most (until the next write replaces the view): the
-# filter expressions of scopes, and the document frequencies of highlighted terms.
+# filter expressions of scopes, and which chunks hold a term (ids, all terms together).
 SCOPES_KEPT = 256
-FREQUENCIES_KEPT = 65_536
+HOLDERS_KEPT = 4_000_000
+# Chunk and sentence rows kept in the process (index.milvus.rows), per kind: a search reads those of about
+# 1,300 candidate chunks (index.search.CandidateCounts) and their sentences. At 384 dimensions a chunk row
+# takes about 3 KB (vector, text, terms), a sentence row 1.7 KB: about 100 MB and 110 MB at most.
+CHUNK_ROWS_KEPT = 32_768
+SENTENCE_ROWS_KEPT = 65_536
+# Worker threads for the reads a search issues side by side (threads start as they are needed).
+READ_WORKERS = 8
 _STATE = "state"
-_CHUNK_FIELDS = ["doc_id", "chunk_index", "text", "char_start", "char_end", "page"]
+T = TypeVar("T")
+# Every field of a row but BM25's sparse vector: a row is read once, whatever a search needs of it.
+_CHUNK_FIELDS = [
+    "doc_id",
+    "generation",
+    "section",
+    "char_start",
+    "char_end",
+    "page",
+    "chunk_index",
+    "text",
+    "first_sentence",
+    "sentences",
+    "keywords",
+    "dense",
+]
+_SENTENCE_FIELDS = ["doc_id", "generation", "chunk_id", "char_start", "char_end", "page", "dense"]
 
 
 @dataclass(frozen=True)
@@ -108,7 +136,8 @@ class _Doc:
     chunks: int
     info: dict[str, Any]
     """title, section, date, source, url, page_map, content_hash, terms and chinese_terms (its distinct
-    keyword terms, and how many hold a Chinese character)."""
+    keyword terms, and how many hold a Chinese character), length and empty (its chunks' terms in all, and
+    its chunks without any: BM25's statistics; absent from rows written before they were kept)."""
 
 
 @dataclass
@@ -124,9 +153,14 @@ class _View:
     """[epoch, when replaced] of the sets of collections a reindex replaced, kept GRACE_S likewise."""
     documents: dict[str, _Doc]
     every_chunk: np.ndarray | None = None
-    document_frequencies: dict[str, int] = field(default_factory=dict)
+    totals: Totals | None = None
+    holders: dict[str, Holders] = field(default_factory=dict)
+    """Which live chunks hold each term looked for since the state was read."""
     scopes: dict[bytes, str] = field(default_factory=dict)
     """The filter expression of each scope `allowed_chunks` answered, by its ids' bytes."""
+    generations: frozenset[int] = frozenset()
+    """The committed generations: a row is live when its id's generation is one of them (generations are
+    random and 40 bits wide: two writes drawing the same one would share ids as well)."""
 
     @property
     def chunk_total(self) -> int:
@@ -145,6 +179,10 @@ class MilvusStore:
         self._writers = threading.Lock()
         self._thread = threading.local()  # this thread's snapshot: `view`, and how deep it is nested
         self._latest: _View | None = None  # the last state read, reused while its stamp holds
+        # Reads issued side by side (`nearest_units`): one a search, so several searches at once need several.
+        self._pool = ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="milvus-read")
+        self._chunk_rows = RowCache(CHUNK_ROWS_KEPT)
+        self._sentence_rows = RowCache(SENTENCE_ROWS_KEPT)
 
     @classmethod
     def open(
@@ -188,7 +226,8 @@ class MilvusStore:
                 connection.drop_collection(name)
 
     def close(self) -> None:
-        """Nothing to release: the connection is its opener's (citeqa.collections)."""
+        """Stop the worker threads; the connection is its opener's (citeqa.collections)."""
+        self._pool.shutdown(wait=True)
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -278,7 +317,7 @@ class MilvusStore:
             clauses.append(in_list("doc_id", doc_ids))
         expression = " and ".join(f"({clause})" for clause in clauses)
         with self.snapshot():
-            rows = self.connection.query(self._name("chunks"), expression, ["id", "doc_id", "generation"])
+            rows = self.connection.query(self._name("chunks"), expression, ["id"])
             ids = np.sort(self._live_ids(rows))
             _remember(self._viewed().scopes, ids.tobytes(), expression, SCOPES_KEPT)
             return ids
@@ -289,7 +328,7 @@ class MilvusStore:
                 return uniform_sample(np.unique(allowed), size)
             view = self._viewed()
             if view.every_chunk is None:
-                rows = self.connection.query(self._name("chunks"), "id >= 0", ["id", "doc_id", "generation"])
+                rows = self.connection.query(self._name("chunks"), "id >= 0", ["id"])
                 view.every_chunk = np.sort(self._live_ids(rows))
             return uniform_sample(view.every_chunk, size)
 
@@ -308,6 +347,19 @@ class MilvusStore:
             chunk_ids = np.array([hit["entity"]["chunk_id"] for hit in hits], dtype=np.int64)
             return _ids(hits), chunk_ids, _scores(hits)
 
+    def nearest_units(
+        self, query: np.ndarray, chunks: int, sentences: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both dense searches at once, the sentences' on a worker thread reading this snapshot: each is a
+        round trip spent mostly in the server. milvus-lite builds hits under Python's lock, so they overlap
+        only in part there (docs/PERF.md); a Milvus server runs them side by side."""
+        with self.snapshot():
+            view = self._viewed()
+            found = self._pool.submit(self._in_view, view, self.nearest_sentences, query, sentences, allowed)
+            chunk_ids, _ = self.nearest_chunks(query, chunks, allowed)
+            _, sentence_chunks, _ = found.result()
+            return chunk_ids, sentence_chunks
+
     def keyword_top(
         self,
         keywords: Keywords,
@@ -315,76 +367,42 @@ class MilvusStore:
         allowed: np.ndarray | None = None,
         also: np.ndarray | None = None,
     ) -> KeywordTop:
-        """Milvus's BM25 over the chunks' terms, the question's terms (and its concepts' alternatives) as
-        the query. Every matching chunk up to MAX_LIMIT is read, for the mean and spread over the scope
-        (the chunks that do not match count as 0, as do those past MAX_LIMIT: `exact` is then false)."""
-        text = _query_text(keywords)
+        """The local keyword index's BM25 (index.milvus.keywords.top): Milvus's BM25 finds the chunks holding
+        each term, CiteQA scores their stored terms, with statistics over every live chunk (a filtered BM25
+        search in milvus-lite would take them over the filter's rows only)."""
         with self.snapshot():
-            view = self._viewed()
             scope = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64))
-            in_scope = view.chunk_total if scope is None else int(scope.size)
-            if not text or not in_scope:
-                return KeywordTop.empty()
-            # Searched unfiltered, the scope applied here: milvus-lite scores a filtered BM25 search with the
-            # statistics of the rows the filter keeps (a chunk scoring 1.019 among 4 scored 0.365 among the 2
-            # a filter kept), where the local index, and Milvus itself, take them over every chunk.
-            hits, exact = self._bm25(text, "", MAX_LIMIT)
-            if scope is not None and not exact:
-                # More matches than a search returns: those in scope found by a filtered search instead.
-                hits, exact = self._bm25(text, self._scope(scope, "chunks"), MAX_LIMIT)
-            ids, scores = _ids(hits), np.abs(_scores(hits))  # milvus-lite's BM25 distances are negative
-            if scope is not None:
-                keep = np.isin(ids, scope)
-                ids, scores = ids[keep], scores[keep]
-            total = float(scores.sum(dtype=np.float64))
-            squares = float((scores.astype(np.float64) ** 2).sum())
-            mean = total / in_scope
-            order = np.argsort(-scores, kind="stable")[:limit]
             asked = (
                 np.zeros(0, dtype=np.int64) if also is None else np.unique(np.asarray(also, dtype=np.int64))
             )
-            if scope is not None:
-                asked = asked[np.isin(asked, scope)]
-            chosen = np.union1d(ids[order], asked[np.isin(asked, ids)])
-            by_id = dict(zip(ids.tolist(), scores.tolist(), strict=True))
-            if not exact:
-                # Chunks asked about beyond the matches read: scored by a search among them alone.
-                missing = np.setdiff1d(asked, ids)
-                if missing.size:
-                    extra, _ = self._bm25(text, in_list("id", missing.tolist()), int(missing.size))
-                    by_id.update(zip(_ids(extra).tolist(), np.abs(_scores(extra)).tolist(), strict=True))
-                    chosen = np.union1d(chosen, _ids(extra))
-            return KeywordTop(
-                chosen,
-                np.array([by_id[int(i)] for i in chosen], dtype=np.float32),
-                mean=mean,
-                spread=max(squares / in_scope - mean**2, 0.0) ** 0.5,
-                exact=exact,
+            terms = structured.wanted_terms(keywords)
+            if not terms or not self._viewed().chunk_total:
+                return KeywordTop.empty()
+            return structured.top(
+                keywords, limit, self._totals(), self._holders(terms), self._chunk_terms, scope, asked
             )
 
     def chunk_vectors(self, chunk_ids: np.ndarray) -> np.ndarray:
-        with self.snapshot():
-            rows = self.connection.get(self._name("chunks"), [int(i) for i in chunk_ids], ["dense"])
-        vectors = {row["id"]: row["dense"] for row in rows}
         if not len(chunk_ids):
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        return np.array([vectors[int(i)] for i in chunk_ids], dtype=np.float32)
+        with self.snapshot():
+            rows = self._chunks(chunk_ids)
+        return np.stack([rows[int(i)]["dense"] for i in chunk_ids])
 
     def chunk_sentences(self, chunk_ids: Sequence[int] | np.ndarray, *, spans: bool = True) -> ChunkSentences:
-        """The sentences of some chunks, read by id from each chunk's range of sentence ids (two lookups by
-        key: a filter on `chunk_id` scans every sentence in milvus-lite, 100 ms at the sample's size)."""
-        fields = ["chunk_id", "dense"] + (["char_start", "char_end"] if spans else [])
+        """The sentences of some chunks, read by id from each chunk's range of sentence ids (a filter on
+        `chunk_id` scans every sentence in milvus-lite, 100 ms at the sample's size), kept once read."""
         with self.snapshot():
-            ranges = self.connection.get(
-                self._name("chunks"), [int(i) for i in chunk_ids], ["first_sentence", "sentences"]
-            )
+            ranges = self._chunks(chunk_ids).values()
             wanted = [row["first_sentence"] + n for row in ranges for n in range(row["sentences"])]
-            rows = self.connection.get(self._name("sentences"), wanted, fields)
+            rows = list(self._sentences(wanted).values())
         ids = np.array([row["id"] for row in rows], dtype=np.int64)
         chunks = np.array([row["chunk_id"] for row in rows], dtype=np.int64)
         order = np.lexsort((ids, chunks))
-        vectors = np.array([rows[i]["dense"] for i in order], dtype=np.float32).reshape(
-            len(rows), self.manifest.dimension
+        vectors = (
+            np.stack([rows[i]["dense"] for i in order])
+            if rows
+            else np.zeros((0, self.manifest.dimension), dtype=np.float32)
         )
         starts = ends = None
         if spans:
@@ -395,9 +413,7 @@ class MilvusStore:
     def chunk_hits(self, chunk_ids: Sequence[int], scores: Sequence[float]) -> list[ChunkHit]:
         wanted = [int(chunk_id) for chunk_id in chunk_ids]
         with self.snapshot():
-            rows = {
-                row["id"]: row for row in self.connection.get(self._name("chunks"), wanted, _CHUNK_FIELDS)
-            }
+            rows = self._chunks(wanted)
             documents = self._viewed().documents
         return [
             chunk_hit(_joined(rows[chunk_id], documents[rows[chunk_id]["doc_id"]]), float(score))
@@ -407,38 +423,16 @@ class MilvusStore:
     def sentence_spans(self, sentence_ids: Sequence[int]) -> dict[int, tuple[int, int, int | None]]:
         wanted = [int(i) for i in sentence_ids if i >= 0]
         with self.snapshot():
-            rows = self.connection.get(self._name("sentences"), wanted, ["char_start", "char_end", "page"])
+            rows = self._sentences(wanted).values()
         return {row["id"]: (row["char_start"], row["char_end"], _page(row["page"])) for row in rows}
 
     def keyword_matches(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
-        """How much of the keywords each text holds, with the index's idf (as the local keyword index's
-        `match_scores`; a concept's document frequency is that of any of its alternatives' terms)."""
-        lowered = [text.lower() for text in texts]
-        everything = "\n".join(lowered)
-        total = np.zeros(len(lowered), dtype=np.float32)
-        concepts = [_query_text(Keywords(concepts=[concept])) for concept in keywords.concepts]
-        present = [
-            term
-            for concept in keywords.concepts
-            for alt in concept.alternatives
-            for term in alt.terms
-            if term in everything
-        ]
+        """How much of the keywords each text holds, with the index's idf (index.lexical.match_scores, as
+        the local keyword index's `match_scores`)."""
         with self.snapshot():
-            chunks = self._viewed().chunk_total
-            # Every frequency needed, in one search: the terms, the alternatives' terms the texts hold (those
-            # they do not hold never count), and each concept as a whole.
-            matching = self._document_frequencies([*keywords.terms, *present, *concepts])
-        for term in set(keywords.terms):
-            if matching.get(term):
-                total += np.array([term in text for text in lowered]) * idf(chunks, matching[term])
-        for concept, query in zip(keywords.concepts, concepts, strict=True):
-            best = best_alternative_weights(
-                lowered, everything, concept, lambda term: matching.get(term, 0) > 0
+            return structured.matches(
+                texts, keywords, self._totals(), self._holders(structured.wanted_terms(keywords))
             )
-            if best.any():
-                total += best * idf(chunks, matching[query])
-        return total
 
     def vocabulary_is_chinese(self) -> bool:
         """Whether at least half of the documents' distinct terms (summed over documents) are Chinese."""
@@ -514,6 +508,15 @@ class MilvusStore:
             return check_name(f"{self._prefix}meta")
         return check_name(f"{self._prefix}{epoch if epoch is not None else self._viewed().epoch}_{kind}")
 
+    def _in_view(self, view: _View, read: Callable[..., T], *args: Any) -> T:
+        """`read(*args)` in this thread, inside the snapshot `view` (of the thread that asked)."""
+        local = self._thread
+        local.view, local.depth = view, 1
+        try:
+            return read(*args)
+        finally:
+            local.view, local.depth = None, 0
+
     def _viewed(self) -> _View:
         view = getattr(self._thread, "view", None)
         assert view is not None, "read inside snapshot()"
@@ -554,7 +557,13 @@ class MilvusStore:
             for row in rows
         }
         self._latest = _View(
-            state["stamp"], state["epoch"], found, state["trash"], state.get("retired", []), documents
+            state["stamp"],
+            state["epoch"],
+            found,
+            state["trash"],
+            state.get("retired", []),
+            documents,
+            generations=frozenset(doc.generation for doc in documents.values()),
         )
         return self._latest
 
@@ -704,6 +713,8 @@ class MilvusStore:
             "content_hash": item.content_hash,
             "terms": len(distinct),
             "chinese_terms": sum(1 for term in distinct if has_chinese(term)),
+            "length": sum(len(terms) for terms in item.chunk_terms),
+            "empty": sum(1 for terms in item.chunk_terms if not terms),
         }
         return {
             "id": document_key(document.doc_id),
@@ -739,15 +750,15 @@ class MilvusStore:
     def _ordered(self) -> list[_Doc]:
         return sorted(self._viewed().documents.values(), key=lambda doc: doc.position)
 
-    def _is_live(self, doc_id: str, generation: int) -> bool:
-        """Whether a row of this generation is of its document's committed one in this snapshot."""
-        doc = self._viewed().documents.get(doc_id)
-        return doc is not None and doc.generation == generation
-
     def _live_ids(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
-        """The ids of the (queried) rows that are live."""
-        live = [row["id"] for row in rows if self._is_live(row["doc_id"], row["generation"])]
-        return np.array(live, dtype=np.int64)
+        """The ids of the (queried) rows that are live: of their document's committed generation in this
+        snapshot, which every row's id holds (its generation << POSITION_BITS, plus its position)."""
+        ids = np.array([row["id"] for row in rows], dtype=np.int64)
+        return ids[self._is_live(ids)]
+
+    def _is_live(self, ids: np.ndarray) -> np.ndarray:
+        generations = self._viewed().generations
+        return np.array([int(i) >> POSITION_BITS in generations for i in ids.tolist()], dtype=bool)
 
     def _scope(self, allowed: np.ndarray | None, kind: str) -> str:
         """The filter expression restricting a search of `kind` to the chunks `allowed`: the one that
@@ -763,21 +774,31 @@ class MilvusStore:
     def _nearest(
         self, kind: str, query: np.ndarray, k: int, allowed: np.ndarray | None, fields: list[str]
     ) -> list[dict[str, Any]]:
+        """The `k` live rows closest to `query`. Asked for `k` first: milvus-lite builds every hit from its
+        whole row, about 0.1 ms each, the better part of a search's time. Where superseded rows (still in
+        their grace) or a killed write's took places, asked again for twice as many, and so on. The beam is
+        that of `2 k` whatever the limit, so the same rows come back as from a search asked for `2 k`."""
         if allowed is not None and not len(allowed):
             return []
-        # Superseded rows still within their grace may take places: asked for twice as many.
-        limit = min(2 * k, MAX_LIMIT)
-        params = {"metric_type": "COSINE", "params": {"ef": max(limit, VECTOR_SPEC.ef_search)}}
-        (hits,) = self._search_live(
-            kind,
-            [np.asarray(query, dtype=np.float32).tolist()],
-            "dense",
-            limit,
-            fields,
-            self._scope(allowed, kind),
-            params,
-        )
-        return hits[:k]
+        params = {
+            "metric_type": "COSINE",
+            "params": {"ef": max(min(2 * k, MAX_LIMIT), VECTOR_SPEC.ef_search)},
+        }
+        limit = min(k, MAX_LIMIT)
+        while True:
+            params["params"]["ef"] = max(params["params"]["ef"], limit)
+            (hits,), complete = self._search_live(
+                kind,
+                [np.asarray(query, dtype=np.float32).tolist()],
+                "dense",
+                limit,
+                fields,
+                self._scope(allowed, kind),
+                params,
+            )
+            if len(hits) >= k or complete[0] or limit >= MAX_LIMIT:
+                return hits[:k]
+            limit = min(2 * limit, MAX_LIMIT)
 
     def _search_live(
         self,
@@ -788,37 +809,90 @@ class MilvusStore:
         fields: list[str],
         expression: str,
         params: dict[str, Any] | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Each query's hits whose rows are of their document's committed generation, best first."""
+    ) -> tuple[list[list[dict[str, Any]]], list[bool]]:
+        """Each query's hits whose rows are of their document's committed generation, best first, and
+        whether it had fewer hits than `limit` (all there are, live or not). A search names at least one
+        field: milvus-lite answers every field (vectors too) to one naming none."""
         found = self.connection.search(
-            self._name(kind), data, field_name, limit, ["doc_id", "generation", *fields], expression, params
+            self._name(kind), data, field_name, limit, fields or ["generation"], expression, params
         )
-        return [self._live(hits) for hits in found]
+        live = [
+            [hit for hit, ok in zip(hits, self._is_live(_ids(hits)), strict=True) if ok] for hits in found
+        ]
+        return live, [len(hits) < limit for hits in found]
 
-    def _live(self, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The (searched) hits that are live."""
-        return [hit for hit in hits if self._is_live(hit["entity"]["doc_id"], hit["entity"]["generation"])]
-
-    def _bm25(self, text: str, expression: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """BM25's live hits for `text` (among the chunks `expression` keeps), and whether they are all of
-        them: fewer than `limit` rows matched."""
-        (hits,) = self.connection.search(
-            self._name("chunks"), [text], "sparse", limit, ["doc_id", "generation"], expression
+    def _chunks(self, chunk_ids: Sequence[int] | np.ndarray) -> dict[int, Row]:
+        """Chunk rows by id, kept once read (index.milvus.rows): the caller's ids are live in its snapshot."""
+        name = self._name("chunks")
+        return self._chunk_rows.get(
+            name, [int(i) for i in chunk_ids], lambda ids: self._read(name, ids, _CHUNK_FIELDS)
         )
-        return self._live(hits), len(hits) < limit
 
-    def _document_frequencies(self, texts: Sequence[str]) -> dict[str, int]:
-        """How many live chunks BM25 finds for each text (at most MAX_LIMIT): those not known since the last
-        write looked up in one search."""
-        known = self._viewed().document_frequencies
-        wanted = {text: known.get(text) for text in texts if text}
-        missing = [text for text, count in wanted.items() if count is None]
+    def _sentences(self, sentence_ids: Sequence[int]) -> dict[int, Row]:
+        name = self._name("sentences")
+        return self._sentence_rows.get(
+            name, sentence_ids, lambda ids: self._read(name, ids, _SENTENCE_FIELDS)
+        )
+
+    def _read(self, name: str, ids: list[int], fields: list[str]) -> list[Row]:
+        rows = self.connection.get(name, ids, fields)
+        for row in rows:
+            # Kept as they are used: a vector as an array, the keywords as counted terms.
+            row["dense"] = np.asarray(row["dense"], dtype=np.float32)
+            if "keywords" in row:
+                row["terms"] = chunk_terms_of(row.pop("keywords"))
+        return rows
+
+    def _chunk_terms(self, chunk_ids: np.ndarray) -> list[Counter[str]]:
+        rows = self._chunks(chunk_ids)
+        return [rows[int(i)]["terms"] for i in chunk_ids]
+
+    def _holders(self, terms: Sequence[str]) -> dict[str, Holders]:
+        """Which live chunks hold each term: those not known since the state was read found by Milvus's
+        BM25, then checked against the chunks' stored terms (index.milvus.keywords.checked)."""
+        known = self._viewed().holders
+        found = {term: known[term] for term in terms if term in known}
+        missing = [term for term in dict.fromkeys(terms) if term not in found]
         if missing:
-            found = self._search_live("chunks", missing, "sparse", MAX_LIMIT, [], "")
-            for text, hits in zip(missing, found, strict=True):
-                wanted[text] = len(hits)
-                _remember(known, text, len(hits), FREQUENCIES_KEPT)
-        return {text: int(count or 0) for text, count in wanted.items()}
+            found.update(structured.checked(*self._matches(missing), self._chunk_terms))
+            # Searches of one state share these: a full cache starts afresh.
+            if sum(holders.ids.size for holders in list(known.values())) > HOLDERS_KEPT:
+                known.clear()
+            known.update((term, found[term]) for term in missing)
+        return {term: found[term] for term in terms}
+
+    def _matches(self, terms: list[str]) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+        """The live chunks BM25 matches for each term, and whether they are all of them. First one query of
+        every term: milvus-lite builds each hit from its whole row (0.1-0.3 ms), so a chunk matching several
+        terms is built once, not once per term; if it matches all there are, few enough to check, each
+        term's holders are among them. Otherwise one query per term, each up to MAX_LIMIT matches."""
+        (hits,), (complete,) = self._search_live("chunks", [" ".join(terms)], "sparse", MAX_LIMIT, [], "")
+        if complete and len(hits) <= structured.SCORED_MAX:
+            matched = np.sort(_ids(hits))
+            return dict.fromkeys(terms, matched), dict.fromkeys(terms, True)
+        hits, each_complete = self._search_live("chunks", terms, "sparse", MAX_LIMIT, [], "")
+        matches = {term: np.sort(_ids(each)) for term, each in zip(terms, hits, strict=True)}
+        return matches, dict(zip(terms, each_complete, strict=True))
+
+    def _totals(self) -> Totals:
+        """BM25's statistics over the committed documents, from their rows (a document written before they
+        were kept there: from its chunks' stored terms)."""
+        view = self._viewed()
+        if view.totals is None:
+            length = empty = 0
+            for doc in view.documents.values():
+                if "length" not in doc.info:
+                    rows = self.connection.query(
+                        self._name("chunks"),
+                        f"doc_id == {literal(doc.doc_id)} and generation == {literal(doc.generation)}",
+                        ["keywords"],
+                    )
+                    counts = [sum(chunk_terms_of(row["keywords"]).values()) for row in rows]
+                    length, empty = length + sum(counts), empty + counts.count(0)
+                    continue
+                length, empty = length + doc.info["length"], empty + doc.info["empty"]
+            view.totals = Totals(view.chunk_total, length, empty)
+        return view.totals
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, most: int) -> None:
@@ -830,13 +904,6 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any, most: int) -> None:
 
 def _new_epoch() -> str:
     return f"e{secrets.token_hex(4)}"
-
-
-def _query_text(keywords: Keywords) -> str:
-    """What BM25 is asked for: the question's terms and every alternative term of its concepts."""
-    words = list(keywords.terms)
-    words += [term for concept in keywords.concepts for alt in concept.alternatives for term in alt.terms]
-    return " ".join(word for word in words if word.strip())
 
 
 def _ids(hits: Sequence[dict[str, Any]]) -> np.ndarray:

@@ -50,7 +50,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from index.lexical import K1, B, Concept, Keywords, best_alternative_weights, idf
+from index.lexical import (
+    Concept,
+    Keywords,
+    Part,
+    concept_scores,
+    idf,
+    match_scores,
+    part_scores,
+    term_scores,
+)
 from index.text import has_chinese
 
 # Blocks of a size tier merged into one by `compact`: more means fewer rewrites of each posting (one per
@@ -160,22 +169,6 @@ class _Frequency(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Part:
-    """One summand of a question's BM25: one of its terms (counted as often as the question repeats it),
-    or one of its concepts (its alternatives the live chunks can match, as term ids and weights)."""
-
-    term_ids: tuple[int, ...]
-    postings: int
-    """The live postings of its terms: what reading it in full costs."""
-    df: int
-    """The chunks it matches: a term's document frequency; for a concept an estimate (`_union_estimate`),
-    replaced by the exact count when it is read in full."""
-    times: int = 1
-    concept: Concept | None = None
-    alternatives: tuple[tuple[tuple[int, ...], float], ...] = ()
-
-
-@dataclass(frozen=True)
 class KeywordTop:
     """What `KeywordIndex.top` answers."""
 
@@ -193,6 +186,31 @@ class KeywordTop:
     @classmethod
     def empty(cls) -> KeywordTop:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0.0, 0.0, exact=True)
+
+    @classmethod
+    def of(
+        cls, ids: np.ndarray, scores: np.ndarray, total: float, squares: float, in_scope: int, *, exact: bool
+    ) -> KeywordTop:
+        """The top chunks and their scores, with the mean and spread given by the sums of BM25 and of its
+        square over the `in_scope` chunks."""
+        mean = total / in_scope
+        return cls(
+            ids,
+            scores.astype(np.float32),
+            mean=mean,
+            spread=max(squares / in_scope - mean**2, 0.0) ** 0.5,
+            exact=exact,
+        )
+
+
+def best_scored(
+    ids: np.ndarray, sums: np.ndarray, limit: int, asked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of every chunk in scope that the keywords match (ids ascending, their scores): the `limit` best and
+    those `asked` about, ids ascending, with their scores."""
+    best = ids if ids.size <= limit else ids[np.argpartition(-sums, limit)[:limit]]
+    chosen = np.union1d(best, asked[member(asked, ids)])
+    return chosen, sums[np.searchsorted(ids, chosen)]
 
 
 @dataclass
@@ -633,7 +651,7 @@ class KeywordIndex:
             ids, scores = self._scores(state, self._parts(state, keywords))
         keep = scores > 0
         if allowed is not None:
-            keep &= _member(ids, np.asarray(allowed, dtype=np.int64))
+            keep &= member(ids, np.asarray(allowed, dtype=np.int64))
         return ids[keep], scores[keep]
 
     def top(
@@ -651,7 +669,7 @@ class KeywordIndex:
         the top is `search`'s and the mean and spread are over its scores. Otherwise the other parts, the
         common ones, are looked up only for the chunks that compete (`also`, and a pool of the best by the
         parts read, widened to those the common parts could still lift into the top: `_top_looking_up`),
-        where the scores are exact (a concept's idf aside: see `_Part.df`). They bring no chunks of their
+        where the scores are exact (a concept's idf aside: see `Part.df`). They bring no chunks of their
         own into the top, and their share of the mean and spread is estimated from samples of the chunks
         (`_looked_up_moments`)."""
         with self._reading() as state:
@@ -672,60 +690,40 @@ class KeywordIndex:
             ids, sums = self._scores(state, [part for position, part in enumerate(parts) if position in read])
             keep = sums > 0
             if scope is not None:
-                keep &= _member(ids, scope)
+                keep &= member(ids, scope)
             ids, sums = ids[keep], sums[keep]
             asked = (
                 np.zeros(0, dtype=np.int64) if also is None else np.unique(np.asarray(also, dtype=np.int64))
             )
             if scope is not None:
-                asked = asked[_member(asked, scope)]
+                asked = asked[member(asked, scope)]
             looked_up = [part for position, part in enumerate(parts) if position not in read]
             squares = sums.astype(np.float64) ** 2
             total, total_squares = float(sums.sum(dtype=np.float64)), float(squares.sum())
             if not looked_up:
-                best = ids if ids.size <= limit else ids[np.argpartition(-sums, limit)[:limit]]
-                chosen = np.union1d(best, asked[_member(asked, ids)])
-                scores = sums[np.searchsorted(ids, chosen)]
+                chosen, scores = best_scored(ids, sums, limit, asked)
             else:
                 added, added_squares = self._looked_up_moments(state, looked_up, (ids, sums), scope)
                 total += added
                 total_squares += added_squares
                 chosen, scores = self._top_looking_up(state, looked_up, ids, sums, limit, asked)
-            mean = total / in_scope
-            return KeywordTop(
-                chosen,
-                scores.astype(np.float32),
-                mean=mean,
-                spread=max(total_squares / in_scope - mean**2, 0.0) ** 0.5,
-                exact=not looked_up,
-            )
+            return KeywordTop.of(chosen, scores, total, total_squares, in_scope, exact=not looked_up)
 
     def match_scores(self, texts: Sequence[str], keywords: Keywords) -> np.ndarray:
-        """How much of the keywords each text holds, with the index's idf:
+        """How much of the keywords each text holds, with the index's idf (index.lexical.match_scores):
         for texts too short for BM25's statistics, such as the sentences of a passage."""
-        lowered = [text.lower() for text in texts]
-        everything = "\n".join(lowered)
-        total = np.zeros(len(lowered), dtype=np.float32)
         with self._reading() as state:
-            n_chunks = state.stats.chunks
             wanted = set(keywords.terms) | {
                 term for concept in keywords.concepts for alt in concept.alternatives for term in alt.terms
             }
             rows = self._term_rows(state, wanted)
-            for term in set(keywords.terms):
-                row = rows.get(term)
-                if row is not None:
-                    found = np.array([term in text for text in lowered])
-                    total += found * idf(n_chunks, row[1])
-            for concept in keywords.concepts:
-                matching = self._concept_frequency(state, concept).ids.size
-                if not matching:
-                    continue
-                best = best_alternative_weights(
-                    lowered, everything, concept, lambda term: rows.get(term) is not None
-                )
-                total += best * idf(n_chunks, matching)
-        return total
+            return match_scores(
+                texts,
+                keywords,
+                state.stats.chunks,
+                lambda term: (rows.get(term) or (0, 0))[1],
+                lambda concept: self._concept_frequency(state, concept).ids.size,
+            )
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[_State]:
@@ -747,7 +745,7 @@ class KeywordIndex:
     def _top_looking_up(
         self,
         state: _State,
-        looked_up: Sequence[_Part],
+        looked_up: Sequence[Part],
         ids: np.ndarray,
         sums: np.ndarray,
         limit: int,
@@ -784,7 +782,7 @@ class KeywordIndex:
         return chosen[keep][order], scores[keep][order]
 
     def _whole_scores(
-        self, state: _State, looked_up: Sequence[_Part], ids: np.ndarray, sums: np.ndarray, chosen: np.ndarray
+        self, state: _State, looked_up: Sequence[Part], ids: np.ndarray, sums: np.ndarray, chosen: np.ndarray
     ) -> np.ndarray:
         """The whole scores of some chunks (ids ascending): the parts read (`ids`, `sums`) and those looked up."""
         if ids.size:
@@ -794,9 +792,9 @@ class KeywordIndex:
             read = np.zeros(chosen.size)
         return read + self._look_up(state, looked_up, chosen)
 
-    def _parts(self, state: _State, keywords: Keywords) -> list[_Part]:
+    def _parts(self, state: _State, keywords: Keywords) -> list[Part]:
         """The summands of the keywords' BM25 that the live chunks can match: terms, then concepts."""
-        parts: list[_Part] = []
+        parts: list[Part] = []
         if not state.stats.chunks:
             return parts
         # bm25s: a term repeated in the question counts as often; one the index lacks counts nothing. The
@@ -807,13 +805,13 @@ class KeywordIndex:
         for term, count in times.items():
             row = rows.get(term)
             if row is not None:
-                parts.append(_Part((row[0],), row[1], df=row[1], times=count))
+                parts.append(Part((row[0],), row[1], df=row[1], times=count))
         for concept in keywords.concepts:
             usable = self._usable_alternatives(state, concept)
             if usable:
                 term_ids = tuple(sorted({term_id for term_ids, _, _ in usable for term_id in term_ids}))
                 parts.append(
-                    _Part(
+                    Part(
                         term_ids,
                         sum(df for term_ids_, _, df in usable for _ in term_ids_),
                         df=_union_estimate(state.stats.chunks, [df for _, _, df in usable]),
@@ -823,7 +821,7 @@ class KeywordIndex:
                 )
         return parts
 
-    def _scores(self, state: _State, parts: Sequence[_Part]) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, state: _State, parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
         """The parts read in full: every chunk any of them matches, ids ascending, and the sum of their
         scores (float32)."""
         stats = state.stats
@@ -835,13 +833,13 @@ class KeywordIndex:
             if part.concept is None:
                 found = postings[part.term_ids[0]]
                 id_parts.append(found.ids)
-                score_parts.append(_term_scores(stats, part, found.tf, found.lengths))
+                score_parts.append(term_scores(stats, part, found.tf, found.lengths))
             else:
                 frequency = self._concept_frequency(state, part.concept)
                 if frequency.ids.size:
                     id_parts.append(frequency.ids)
                     score_parts.append(
-                        _concept_scores(stats, frequency.ids.size, frequency.frequency, frequency.lengths)
+                        concept_scores(stats, frequency.ids.size, frequency.frequency, frequency.lengths)
                     )
         ids, sums, _ = _group(id_parts, score_parts)
         return ids, sums.astype(np.float32)
@@ -874,28 +872,18 @@ class KeywordIndex:
         frequencies[owners[hit], order[found[hit]]] = counts[hit]
         return frequencies, lengths
 
-    def _look_up(self, state: _State, parts: Sequence[_Part], chunk_ids: np.ndarray) -> np.ndarray:
+    def _look_up(self, state: _State, parts: Sequence[Part], chunk_ids: np.ndarray) -> np.ndarray:
         """The parts' summed exact scores in each of some chunks (ids ascending), from the chunks' rows. A
         concept's document frequency, unknown without reading it in full, is the part's estimate."""
         term_ids = sorted({term_id for part in parts for term_id in part.term_ids})
         frequencies, lengths = self._frequencies(chunk_ids, term_ids)
         column = {term_id: position for position, term_id in enumerate(term_ids)}
-        scores = np.zeros(chunk_ids.size, dtype=np.float64)
-        for part in parts:
-            if part.concept is None:
-                scores += _term_scores(state.stats, part, frequencies[:, column[part.term_ids[0]]], lengths)
-                continue
-            frequency = np.zeros(chunk_ids.size, dtype=np.float64)
-            for alternative, weight in part.alternatives:
-                # An alternative of several terms counts as often as its rarest term.
-                frequency += weight * frequencies[:, [column[term_id] for term_id in alternative]].min(axis=1)
-            scores += _concept_scores(state.stats, part.df, frequency, lengths)
-        return scores
+        return part_scores(state.stats, parts, frequencies, column, lengths)
 
     def _looked_up_moments(
         self,
         state: _State,
-        parts: Sequence[_Part],
+        parts: Sequence[Part],
         read: tuple[np.ndarray, np.ndarray],
         scope: np.ndarray | None,
     ) -> tuple[float, float]:
@@ -916,7 +904,7 @@ class KeywordIndex:
         total = share * float(looked_up.sum())
         squares = share * float((2 * base * looked_up + looked_up**2).sum())
         sample, in_scope = self._uniform_sample(state, scope, rng)
-        outside = sample[~_member(sample, ids)]
+        outside = sample[~member(sample, ids)]
         if outside.size:
             looked_up = self._look_up(state, parts, outside)
             share = in_scope / sample.size
@@ -1037,22 +1025,6 @@ class KeywordIndex:
                 keep = state.tombstones.keep(postings.ids, np.repeat(seqs, sizes))
             found[term_id] = postings if keep is None else _Postings(*(array[keep] for array in postings))
         return found
-
-
-def _term_scores(stats: _Stats, part: _Part, tf: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A term's BM25 in chunks of these frequencies and lengths. bm25s indexes a chunk without terms as
-    [""], of length 1, hence the mean length."""
-    tf = tf.astype(np.float64)
-    average = (stats.length + stats.empty) / stats.chunks
-    return part.times * idf(stats.chunks, part.df) * tf / (tf + K1 * (1 - B + B * lengths / average))
-
-
-def _concept_scores(stats: _Stats, matching: int, frequency: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A concept's BM25 in chunks of these (weighted) frequencies and lengths: lengths as they are, their
-    mean taken as at least 1."""
-    frequency = frequency.astype(np.float64)
-    norm = K1 * (1 - B + B * lengths / max(stats.length / stats.chunks, 1.0))
-    return idf(stats.chunks, matching) * frequency / (frequency + norm)
 
 
 def _union_estimate(chunks: int, matching: Sequence[int]) -> int:
@@ -1220,7 +1192,7 @@ def _group(
     )
 
 
-def _member(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+def member(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Which of `ids` are in `allowed`, by binary search (`allowed` sorted first if it is not)."""
     if allowed.size == 0:
         return np.zeros(ids.size, dtype=bool)

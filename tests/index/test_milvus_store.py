@@ -171,3 +171,62 @@ def test_deleting_a_collection_leaves_one_whose_name_extends_it(
 def test_an_unreachable_milvus_is_reported_naming_the_setting_to_check() -> None:
     with pytest.raises(BackendUnavailable, match="Check CITEQA_MILVUS_URI"):
         Connection(f"http://127.0.0.1:{free_port()}")
+
+
+def test_rows_kept_in_one_process_never_show_what_another_process_replaced_or_deleted(
+    store: MilvusStore,
+    indexer: Indexer,
+    milvus_connection: Connection,
+    milvus_collection: str,
+    fake_encoder: FakeEncoder,
+    chunker: Chunker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    searcher = Searcher(store, fake_encoder)
+    before = searcher.search("晶圆代工产能", top_k=5)
+    assert {p.text for p in before.passages} == {CLOUD.text, CHIPS.text}
+    assert (len(store._chunk_rows), len(store._sentence_rows)) == (2, 4)  # this process keeps them
+    other_process = MilvusStore.open(
+        milvus_connection, milvus_collection, manifest_for(fake_encoder, chunker)
+    )
+    others = Indexer(other_process, fake_encoder, chunker)
+    # A write of the other process killed before its commit: its rows are in Milvus, never in a search.
+    failed = CHIPS.model_copy(update={"text": "晶圆代工产能过剩。"})
+    upsert = milvus_store.Connection.upsert
+
+    def failing_on_documents(self: Connection, name: str, rows: list[dict]) -> None:
+        if name.endswith("_documents"):
+            raise RuntimeError("killed")
+        upsert(self, name, rows)
+
+    monkeypatch.setattr(milvus_store.Connection, "upsert", failing_on_documents)
+    with pytest.raises(RuntimeError, match="killed"):
+        others.add([failed])
+    monkeypatch.undo()
+    assert {p.text for p in searcher.search("晶圆代工产能过剩", top_k=5).passages} == {CLOUD.text, CHIPS.text}
+    # Then it replaces one document and deletes the other: this process's next search sees both at once.
+    changed = CHIPS.model_copy(update={"text": "晶圆代工产能今年翻了一番。手机芯片不再短缺。"})
+    others.add([changed])
+    other_process.delete(CLOUD.doc_id)
+    after = searcher.search("晶圆代工产能", top_k=5)
+    assert [p.text for p in after.passages] == [changed.text]
+    passage = after.passages[0]
+    assert passage.highlight is not None  # a sentence of the new version, not a span of the old one
+    highlighted = passage.text[passage.highlight.char_start : passage.highlight.char_end]
+    assert highlighted in {"晶圆代工产能今年翻了一番。", "手机芯片不再短缺。"}
+
+
+def test_a_dense_search_returns_as_many_live_rows_as_asked_while_superseded_rows_take_places(
+    store: MilvusStore, indexer: Indexer, fake_encoder: FakeEncoder
+) -> None:
+    indexer.add([CLOUD, CHIPS])
+    for n in range(3):  # three superseded versions of CHIPS, within their grace, closest to the question
+        indexer.add([CHIPS.model_copy(update={"text": CHIPS.text + "晶圆" * (n + 1)})])
+    query = fake_encoder.encode_queries([CHIPS.text])[0]
+    with store.snapshot():
+        chunk_ids, _ = store.nearest_chunks(query, 2)
+        sentence_ids, sentence_chunks, _ = store.nearest_sentences(query, 5)
+        live = store.chunk_hits(chunk_ids, [0.0, 0.0])
+    assert {hit.chunk.doc_id for hit in live} == {CLOUD.doc_id, CHIPS.doc_id}
+    assert len(sentence_ids) == 5 and set(sentence_chunks.tolist()) == set(chunk_ids.tolist())
