@@ -51,7 +51,7 @@ def main() -> None:
         rows = []
         for question in load_questions(args.questions):
             held_out = None
-            others = _other_documents(question, documents) if args.held_out and question.answerable else []
+            others = other_documents(question, documents) if args.held_out and question.answerable else []
             if others:  # an empty filter would mean every document
                 held_out = _confidence(searcher, question.question, others)
             rows.append(
@@ -93,7 +93,7 @@ def _confidence(searcher: Searcher, question: str, doc_ids: list[str] | None = N
     return searcher.search(question, top_k=1, filters=filters).confidence
 
 
-def _other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:
+def other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:
     gold_ids, gold_titles = set(question.gold_doc_ids), set(question.gold_titles)
     return [doc_id for doc_id, title in documents if doc_id not in gold_ids and title not in gold_titles]
 
