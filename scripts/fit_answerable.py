@@ -2,12 +2,14 @@
 
     python scripts/fit_answerable.py extract QUESTIONS.jsonl [...] --corpus PATH [...] --out FEATURES.jsonl
         [--held-out]
-    python scripts/fit_answerable.py fit FEATURES.jsonl [...] [--repeats 20] [--share 0.05]
+    python scripts/fit_answerable.py fit FEATURES.jsonl [...] [--repeats 20] [--share 0.04] [--final SET]
+    python scripts/fit_answerable.py score FEATURES.jsonl [...]
 
 `extract` searches every question once (hybrid, the corpus's cached index as `citeqa eval` builds it) and
 writes the evidence its verdict weighs (index.answerable.Evidence), with whether the question is
 answerable: fitting then needs no model. `--held-out` also asks each answerable question with its gold
-articles filtered out of the search, as an unanswerable one (scripts/calibrate_answerable.py's construction).
+articles filtered out of the search, as an unanswerable one (scripts/calibrate_answerable.py's construction);
+`--other-collection PREFIX` asks every question among the documents of another collection only.
 
 `fit` compares feature sets by repeated stratified 5-fold cross-validation: on four folds a logistic
 regression is fitted (L2, C=1, on standardised features, classes balanced) and each script's threshold is set
@@ -17,6 +19,9 @@ confidence relevance + 2 × margin with a threshold per script (the default sett
 (`--final`) is fitted on every question and printed as the settings that make it the verdict: the
 coefficients on the raw features, and the thresholds on its log-odds (the answerable score it gives). Only tuning questions go in: the check part is evaluated
 with `citeqa eval` once the settings are chosen.
+
+`score` gives the shares the configured verdict (CITEQA_ANSWERABLE_* settings) flags, per file, kind and
+script, from extracted features: how the extbench figures were measured without searching twice.
 """
 
 from __future__ import annotations
@@ -33,13 +38,13 @@ from sklearn.preprocessing import StandardScaler
 
 from citeqa.settings import get_settings
 from eval.corpus import load_resources
-from eval.questions import load_questions
-from index.answerable import FEATURES
+from eval.questions import EvalQuestion, load_questions
+from index.answerable import FEATURES, Evidence, linear_score
 from index.search import SearchFilters
 from scripts.calibrate_answerable import other_documents
 
 FOLDS = 5
-# The previous rule's confidence: relevance plus twice the margin (the old CITEQA_CONFIDENCE_MARGIN).
+# The previous rule's confidence, still the default: relevance plus twice the margin (CITEQA_ANSWERABLE_MARGIN).
 TODAY_MARGIN = 2.0
 _BASE = ("relevance", "margin", "cjk")
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
@@ -65,28 +70,39 @@ def extract(args: argparse.Namespace) -> None:
         collection = resources.collection()
         searcher = collection.searcher
         documents = [(summary.doc_id, summary.title) for summary in collection.store.list_documents()]
+        elsewhere = [
+            doc_id
+            for doc_id, _ in documents
+            if args.other_collection and doc_id.startswith(args.other_collection)
+        ]
         with args.out.open("w", encoding="utf-8") as out:
             for path in args.questions:
                 for question in load_questions(path):
-                    asked = [(question.answerable, None, "")]
-                    others = (
-                        other_documents(question, documents) if args.held_out and question.answerable else []
-                    )
-                    if others:  # an empty filter would mean every document
-                        asked.append((False, SearchFilters(doc_ids=others), "held-out"))
-                    for answerable, filters, kind in asked:
+                    for answerable, filters, kind in _asked(question, documents, elsewhere, args.held_out):
                         _, evidence = searcher.search_with_evidence(
                             question.question, top_k=1, filters=filters
                         )
                         if evidence is None:
                             continue
                         row = {"file": path.name, "id": question.id, "kind": kind, "answerable": answerable}
-                        out.write(
-                            json.dumps(row | dict(zip(FEATURES, evidence.vector().tolist(), strict=True)))
-                            + "\n"
-                        )
+                        features = dict(zip(FEATURES, evidence.vector().tolist(), strict=True))
+                        out.write(json.dumps(row | features) + "\n")
     finally:
         resources.close()
+
+
+def _asked(
+    question: EvalQuestion, documents: list[tuple[str, str]], elsewhere: list[str], held_out: bool
+) -> list[tuple[bool, SearchFilters | None, str]]:
+    """How a question is asked: (answerable, filters, kind) as it is, and as unanswerable without its gold
+    articles and/or among another collection's documents only (an empty filter would mean every document)."""
+    asked: list[tuple[bool, SearchFilters | None, str]] = [(question.answerable, None, "")]
+    others = other_documents(question, documents) if held_out and question.answerable else []
+    if others:
+        asked.append((False, SearchFilters(doc_ids=others), "held-out"))
+    if elsewhere:
+        asked.append((False, SearchFilters(doc_ids=elsewhere), "other collection"))
+    return asked
 
 
 def _read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +200,24 @@ def fit(args: argparse.Namespace) -> None:
     )
 
 
+def score(args: argparse.Namespace) -> None:
+    weights = get_settings().ranking_weights()
+    coefficients = weights.answerable_coefficients()
+    rows = [
+        json.loads(line) for path in args.features for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    groups: dict[tuple[str, str, str], list[bool]] = {}
+    for row in rows:
+        evidence = Evidence(**{name: row[name] for name in FEATURES})
+        threshold = weights.answerable_threshold_cjk if row["cjk"] else weights.answerable_threshold_other
+        flagged = linear_score(evidence, weights.answerable_intercept, coefficients) < threshold
+        kind = row["kind"] or ("answerable" if row["answerable"] else "unanswerable")
+        groups.setdefault((row["file"], kind, "zh" if row["cjk"] else "other"), []).append(flagged)
+    print("| file | questions | script | n | flagged |\n|---|---|---|---:|---:|")
+    for (file, kind, script), flags in sorted(groups.items()):
+        print(f"| {file} | {kind} | {script} | {len(flags)} | {float(np.mean(flags)):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -194,13 +228,22 @@ def main() -> None:
     extracting.add_argument("--corpus", type=Path, action="append", required=True)
     extracting.add_argument("--out", type=Path, required=True)
     extracting.add_argument("--held-out", action="store_true")
+    extracting.add_argument(
+        "--other-collection",
+        metavar="PREFIX",
+        default="",
+        help="also ask every question among the documents whose id starts with PREFIX, as unanswerable "
+        "(extbench: CMRC questions among the XQuAD paragraphs, `xquad-`, and the reverse, `cmrc-`)",
+    )
     fitting = commands.add_parser("fit")
     fitting.add_argument("features", type=Path, nargs="+")
     fitting.add_argument("--repeats", type=int, default=20)
     fitting.add_argument("--share", type=float, default=0.04)
     fitting.add_argument("--final", choices=list(FEATURE_SETS), default="+ coverage_sentence")
+    scoring = commands.add_parser("score")
+    scoring.add_argument("features", type=Path, nargs="+")
     args = parser.parse_args()
-    extract(args) if args.command == "extract" else fit(args)
+    {"extract": extract, "fit": fit, "score": score}[args.command](args)
 
 
 if __name__ == "__main__":
