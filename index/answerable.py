@@ -65,27 +65,40 @@ def question_words(question: str, chinese_articles: bool, translator: Translator
     """The question's content words, one `Keywords` each, as keyword search would look them up: a word of
     the articles' script as a term, an English word over Chinese articles as a concept of the word as written
     and its dictionary translations (an English name in a Chinese question too: "Qualcomm的…" over 高通)."""
-    cross = chinese_articles and translator is not None
-    if cross and not is_cjk(question):
-        return [
-            Keywords(concepts=[concept]) for concept in translator.translate(question, with_source_words=True)
-        ]  # type: ignore[union-attr]
-    names = {name.lower() for name in english_names(question)} if cross else set()
-    words: list[Keywords] = []
-    for term in question_terms(question):
-        if term in names:
-            words.extend(Keywords(concepts=[c]) for c in translator.translate(term, with_source_words=True))  # type: ignore[union-attr]
-        elif chinese_articles or not has_chinese(term):
-            words.append(Keywords(terms=[term]))
-    return words
+    if chinese_articles and translator is not None:
+        if not is_cjk(question):
+            return [Keywords(concepts=[c]) for c in translator.translate(question, with_source_words=True)]
+        names = {name.lower() for name in english_names(question)}
+        words: list[Keywords] = []
+        for term in question_terms(question):
+            if term in names:
+                words.extend(
+                    Keywords(concepts=[c]) for c in translator.translate(term, with_source_words=True)
+                )
+            else:
+                words.append(Keywords(terms=[term]))
+        return words
+    # Without a translator, or over articles in Latin script: the question's terms of the articles' script.
+    return [
+        Keywords(terms=[term])
+        for term in question_terms(question)
+        if chinese_articles or not has_chinese(term)
+    ]
 
 
 class WordEvidence(NamedTuple):
+    """The features of `Evidence` that come from the question's words."""
+
     coverage: float
     coverage_top: float
     coverage_sentence: float
     missing: float
     unheld: float
+
+
+# What a question with no word gets: nothing against it.
+NEUTRAL_WORDS = WordEvidence(coverage=1.0, coverage_top=1.0, coverage_sentence=1.0, missing=0.0, unheld=0.0)
+WORD_FEATURES: tuple[str, ...] = WordEvidence._fields
 
 
 def word_evidence(
@@ -94,7 +107,7 @@ def word_evidence(
     """How much of the question's words the index, its first `passages` (the top passage first) and the
     top passage's `sentences` hold, each word scored by the store with the index's idf."""
     if not words or not passages:
-        return WordEvidence(1.0, 1.0, 1.0, 0.0, 0.0)
+        return NEUTRAL_WORDS
     # Each word is also scored in a text holding all its forms: its idf if some chunk holds it, else 0.
     scored = np.array(
         [store.keyword_matches([_forms(word), *passages, *sentences], word) for word in words],
@@ -126,7 +139,9 @@ def _forms(word: Keywords) -> str:
 
 def margin(relevance: np.ndarray, top: int) -> float:
     """The top passage's relevance minus that of the chunk ranked `MARGIN_RANK`th by relevance (the least
-    relevant when there are fewer)."""
+    relevant when there are fewer). Cosine levels shift from one collection to another while the margin is
+    relative to the question's own neighbours, so a threshold calibrated on one collection stays closer to
+    right on others with it (docs/EVAL.md, "Answerable")."""
     reference = (
         np.partition(relevance, -MARGIN_RANK)[-MARGIN_RANK]
         if relevance.size >= MARGIN_RANK

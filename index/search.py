@@ -29,7 +29,10 @@ from citeqa.errors import InvalidQuestion, UnknownSearchMode
 from index.answerable import (
     COVERAGE_PASSAGES,
     FEATURES,
+    NEUTRAL_WORDS,
+    WORD_FEATURES,
     Evidence,
+    WordEvidence,
     linear_score,
     margin,
     question_words,
@@ -209,6 +212,10 @@ class RankingWeights(BaseModel):
     def answerable_threshold(self, question: str) -> float:
         return self.answerable_threshold_cjk if is_cjk(question) else self.answerable_threshold_other
 
+    def weighs_words(self) -> bool:
+        """Whether any feature of the question's words counts in the answerable score."""
+        return any(getattr(self, f"answerable_{name}") != 0 for name in WORD_FEATURES)
+
     def answerable_coefficients(self) -> tuple[float, ...]:
         """The model's coefficients in the order of index.answerable.FEATURES."""
         return tuple(getattr(self, f"answerable_{name}") for name in FEATURES)
@@ -291,7 +298,7 @@ class Searcher:
         or `top_k` is outside 1–MAX_TOP_K), read from one snapshot of the index: writes wait for the
         search's reads (not for the question's embedding), and a search never sees half a write.
         IndexModelMismatch if another process re-embedded the index with another model meanwhile."""
-        return self.search_with_evidence(question, top_k, filters, mode)[0]
+        return self._search(question, top_k, filters, mode, every_feature=False)[0]
 
     def search_with_evidence(
         self,
@@ -300,8 +307,13 @@ class Searcher:
         filters: SearchFilters | None = None,
         mode: SearchMode = DEFAULT_MODE,
     ) -> tuple[SearchResult, Evidence | None]:
-        """`search`, with the evidence its answerable verdict weighed (None when nothing was found): what
-        scripts/fit_answerable.py fits the verdict's coefficients on."""
+        """`search`, with the evidence of its answerable verdict, every feature computed whether the settings
+        weigh it or not (None when nothing was found): what scripts/fit_answerable.py fits coefficients on."""
+        return self._search(question, top_k, filters, mode, every_feature=True)
+
+    def _search(
+        self, question: str, top_k: int, filters: SearchFilters | None, mode: SearchMode, every_feature: bool
+    ) -> tuple[SearchResult, Evidence | None]:
         started = time.perf_counter()
         question, mode = check_question(question), check_mode(mode)
         if not 1 <= top_k <= MAX_TOP_K:
@@ -333,7 +345,15 @@ class Searcher:
             spans = self.store.sentence_spans(sentence_ids)
             # Independent of top_k and of near-duplicates: the verdict is the same however many are asked.
             evidence = (
-                self._evidence(question, scores, int(order[0]), hits[:COVERAGE_PASSAGES]) if kept else None
+                self._evidence(
+                    question,
+                    scores,
+                    int(order[0]),
+                    hits[:COVERAGE_PASSAGES],
+                    words=every_feature or self.weights.weighs_words(),
+                )
+                if kept
+                else None
             )
         passages = [
             _passage(hit, rank, spans.get(sentence_id))
@@ -453,21 +473,15 @@ class Searcher:
         weights = self.weights
         return linear_score(evidence, weights.answerable_intercept, weights.answerable_coefficients())
 
-    def _evidence(self, question: str, scores: ChunkScores, top: int, first: list[ChunkHit]) -> Evidence:
+    def _evidence(
+        self, question: str, scores: ChunkScores, top: int, first: list[ChunkHit], *, words: bool
+    ) -> Evidence:
         """What the verdict weighs (index.answerable.Evidence): the top passage's relevance and margin, and
-        how much of the question's words the index and the `first` passages hold."""
+        how much of the question's words the index and the `first` passages hold. Without `words`, those
+        are left neutral (NEUTRAL_WORDS): they cost a keyword lookup per word, for nothing when their
+        coefficients are 0, as by default."""
         relevance = self._relevance(scores)
-        words = question_words(question, self.store.vocabulary_is_chinese(), self.translator)
-        passages = [f"{hit.title}\n{hit.section or ''}\n{hit.chunk.text}" for hit in first]
-        top_hit = first[0]
-        sentences = self.store.chunk_sentences([top_hit.chunk_id])
-        assert sentences.starts is not None and sentences.ends is not None  # asked for with their spans
-        offset = top_hit.chunk.char_start
-        sentence_texts = [
-            f"{top_hit.title}\n{top_hit.chunk.text[start - offset : end - offset]}"
-            for start, end in zip(sentences.starts, sentences.ends, strict=True)
-        ]
-        found = word_evidence(self.store, words, passages, sentence_texts)
+        found = self._word_evidence(question, first) if words else NEUTRAL_WORDS
         return Evidence(
             relevance=float(relevance[top]),
             margin=margin(relevance, top),
@@ -478,6 +492,19 @@ class Searcher:
             missing=found.missing,
             unheld=found.unheld,
         )
+
+    def _word_evidence(self, question: str, first: list[ChunkHit]) -> WordEvidence:
+        words = question_words(question, self.store.vocabulary_is_chinese(), self.translator)
+        passages = [f"{hit.title}\n{hit.section or ''}\n{hit.chunk.text}" for hit in first]
+        top_hit = first[0]
+        sentences = self.store.chunk_sentences([top_hit.chunk_id])
+        assert sentences.starts is not None and sentences.ends is not None  # asked for with their spans
+        offset = top_hit.chunk.char_start
+        sentence_texts = [
+            f"{top_hit.title}\n{top_hit.chunk.text[start - offset : end - offset]}"
+            for start, end in zip(sentences.starts, sentences.ends, strict=True)
+        ]
+        return word_evidence(self.store, words, passages, sentence_texts)
 
     def keywords(self, question: str, mode: SearchMode = DEFAULT_MODE) -> tuple[Keywords, float]:
         """What keyword search looks for, and the weight of its z-score in hybrid ranking."""

@@ -105,3 +105,18 @@ def test_the_verdict_does_not_change_which_passages_are_found_nor_their_order(
         flagged = Searcher(store, fake_encoder, strict).search(question, top_k=5)
         assert (found.answerable, flagged.answerable) == (True, False)
         assert flagged.passages == found.passages
+
+
+def test_a_search_weighs_the_question_s_words_only_when_a_setting_counts_them(
+    indexer: Indexer, store: IndexStore, fake_encoder
+) -> None:
+    indexer.add([PANEL, QUANTUM, *INDUSTRIES])
+    question = "第3个行业的光子产值"
+    _, evidence = Searcher(store, fake_encoder).search_with_evidence(question, top_k=3)
+    assert evidence is not None and evidence.coverage_sentence < 1.0  # 光子 is not in the top passage
+    by_default = Searcher(store, fake_encoder).search(question, top_k=3)
+    assert by_default.confidence == pytest.approx(evidence.relevance + 2.0 * evidence.margin, abs=1e-6)
+    counting = Searcher(store, fake_encoder, RankingWeights(answerable_coverage_sentence=1.0))
+    assert counting.search(question, top_k=3).confidence == pytest.approx(
+        evidence.relevance + 2.0 * evidence.margin + evidence.coverage_sentence, abs=1e-6
+    )
