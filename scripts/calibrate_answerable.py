@@ -73,7 +73,7 @@ def main() -> None:
         held_out = np.array([h for s, a, _, h in rows if s == cjk and h is not None])
         if not answerable.size:
             continue
-        threshold = float(np.quantile(answerable, args.share, method="lower"))
+        threshold = threshold_at_share(answerable, args.share)
         report[script] = {
             "n_answerable": int(answerable.size),
             "n_unanswerable": int(unanswerable.size),
@@ -86,6 +86,12 @@ def main() -> None:
             "at_configured_threshold": _flagged(configured[script], answerable, unanswerable, held_out),
         }
     print(json.dumps(report, indent=2))
+
+
+def threshold_at_share(confidences: np.ndarray, share: float) -> float:
+    """The least of the confidences at or above which all but `share` of them lie: the threshold that flags
+    `share` of these answerable questions."""
+    return float(np.quantile(confidences, share, method="lower"))
 
 
 def _confidence(searcher: Searcher, question: str, doc_ids: list[str] | None = None) -> float:

@@ -41,7 +41,7 @@ from eval.corpus import load_resources
 from eval.questions import EvalQuestion, load_questions
 from index.answerable import FEATURES, Evidence, linear_score
 from index.search import SearchFilters
-from scripts.calibrate_answerable import other_documents
+from scripts.calibrate_answerable import other_documents, threshold_at_share
 
 FOLDS = 5
 # The previous rule's confidence, still the default: relevance plus twice the margin (CITEQA_ANSWERABLE_MARGIN).
@@ -120,8 +120,7 @@ def _thresholds(
 ) -> dict[bool, float]:
     """Per script, the score below which `share` of its answerable questions fall."""
     return {
-        script: float(np.quantile(scores[answerable & (cjk == script)], share, method="lower"))
-        for script in (True, False)
+        script: threshold_at_share(scores[answerable & (cjk == script)], share) for script in (True, False)
     }
 
 
