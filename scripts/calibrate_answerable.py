@@ -51,7 +51,7 @@ def main() -> None:
         rows = []
         for question in load_questions(args.questions):
             held_out = None
-            others = _other_documents(question, documents) if args.held_out and question.answerable else []
+            others = other_documents(question, documents) if args.held_out and question.answerable else []
             if others:  # an empty filter would mean every document
                 held_out = _confidence(searcher, question.question, others)
             rows.append(
@@ -73,7 +73,7 @@ def main() -> None:
         held_out = np.array([h for s, a, _, h in rows if s == cjk and h is not None])
         if not answerable.size:
             continue
-        threshold = float(np.quantile(answerable, args.share, method="lower"))
+        threshold = threshold_at_share(answerable, args.share)
         report[script] = {
             "n_answerable": int(answerable.size),
             "n_unanswerable": int(unanswerable.size),
@@ -88,12 +88,18 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
+def threshold_at_share(confidences: np.ndarray, share: float) -> float:
+    """The least of the confidences at or above which all but `share` of them lie: the threshold that flags
+    `share` of these answerable questions."""
+    return float(np.quantile(confidences, share, method="lower"))
+
+
 def _confidence(searcher: Searcher, question: str, doc_ids: list[str] | None = None) -> float:
     filters = SearchFilters(doc_ids=doc_ids) if doc_ids else None
     return searcher.search(question, top_k=1, filters=filters).confidence
 
 
-def _other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:
+def other_documents(question: EvalQuestion, documents: list[tuple[str, str]]) -> list[str]:
     gold_ids, gold_titles = set(question.gold_doc_ids), set(question.gold_titles)
     return [doc_id for doc_id, title in documents if doc_id not in gold_ids and title not in gold_titles]
 
