@@ -276,6 +276,7 @@ CHURN_SECONDS = 1.0
 MIN_CHURN_CYCLES = 5
 CHURN_SECONDS_LIMIT = 10.0
 MAX_CHURN_CYCLES = 400
+ABSENCE_LIMIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,12 @@ def test_searches_while_documents_are_deleted_and_re_added_never_fail_nor_return
             writing_store.delete(document.doc_id)
             deleted = time.perf_counter()
             time.sleep(backend.pause_s)  # long enough for whole searches to run while it is gone
+            # On a loaded machine a search can outlast the pause: the document stays away (a while at
+            # most) until one search has run entirely while it was gone.
+            while time.perf_counter() - deleted < ABSENCE_LIMIT_S and not any(
+                search.started >= deleted for search in list(observed)
+            ):
+                time.sleep(0.01)
             re_added = time.perf_counter()
             indexer.add([document])
             absent[document.doc_id].append((deleted, re_added))
