@@ -25,7 +25,9 @@ DEFAULT_QUESTIONS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, required=True, help="CITEQA_DATA_DIR of an index.")
     parser.add_argument("--questions", type=Path, nargs="+", default=DEFAULT_QUESTIONS, help="JSONL files.")
     parser.add_argument("--repeats", type=int, default=2, help="Timed passes over the questions.")
